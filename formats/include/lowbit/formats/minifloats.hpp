@@ -1,0 +1,20 @@
+// lowbit/formats/minifloats.hpp — every named minifloat, one file each.
+#pragma once
+
+#include "lowbit/formats/minifloat.hpp"
+#include "lowbit/formats/minifloat/bf16.hpp"
+#include "lowbit/formats/minifloat/e1m2.hpp"
+#include "lowbit/formats/minifloat/e2m1fn.hpp"
+#include "lowbit/formats/minifloat/e2m3fn.hpp"
+#include "lowbit/formats/minifloat/e3m0.hpp"
+#include "lowbit/formats/minifloat/e3m2fn.hpp"
+#include "lowbit/formats/minifloat/e3m4.hpp"
+#include "lowbit/formats/minifloat/e4m3.hpp"
+#include "lowbit/formats/minifloat/e4m3fn.hpp"
+#include "lowbit/formats/minifloat/e4m3fnuz.hpp"
+#include "lowbit/formats/minifloat/e5m2.hpp"
+#include "lowbit/formats/minifloat/e5m2fnuz.hpp"
+#include "lowbit/formats/minifloat/e8m0fnu.hpp"
+#include "lowbit/formats/minifloat/fp16.hpp"
+#include "lowbit/formats/minifloat/fp32.hpp"
+#include "lowbit/formats/minifloat/tf32.hpp"
