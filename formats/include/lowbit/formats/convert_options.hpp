@@ -37,7 +37,7 @@ enum class InfUnderSaturation : std::uint8_t {
   keep_inf,  // ±inf stays ±inf where the format has inf
 };
 
-// NaN outputs.
+// NaN outputs from NaN inputs (an overflowed number that becomes NaN keeps its sign).
 enum class NanSign : std::uint8_t {
   preserve,  // the input NaN's sign (ml_dtypes)
   positive,  // always the positive NaN code (CUDA)
@@ -78,15 +78,19 @@ inline constexpr ConvertOptions lowbit{};
 inline constexpr ConvertOptions ocp{};
 
 // CUDA's host/device conversions (cuda_fp8.h, cuda_fp6.h, cuda_fp4.h).
-// `saturate` selects __NV_SATFINITE vs __NV_NOSAT for FP8 and E8M0.
-LOWBIT_HD constexpr ConvertOptions cuda(bool saturate, Rounding rounding = Rounding::nearest_even) {
+// `saturate` selects __NV_SATFINITE vs __NV_NOSAT for FP8 and E8M0. CUDA's
+// fp32 and fp64 paths differ on NaN inputs: __nv_cvt_float_to_fp8 gives the
+// positive all-ones NaN (0x7F) for every NaN, __nv_cvt_double_to_fp8 keeps
+// the sign and gives the quiet NaN (0x7E for E5M2); pass fp64_input to match.
+LOWBIT_HD constexpr ConvertOptions cuda(bool saturate, Rounding rounding = Rounding::nearest_even,
+                                        bool fp64_input = false) {
   ConvertOptions o;
   o.rounding = rounding;
   o.overflow = saturate ? Overflow::saturate : Overflow::special;
   o.nan_to_finite = NanToFinite::positive_max;
   o.inf_under_saturation = InfUnderSaturation::to_max;
-  o.nan_sign = NanSign::positive;
-  o.ieee_nan_code = IeeeNanCode::all_ones;
+  o.nan_sign = fp64_input ? NanSign::preserve : NanSign::positive;
+  o.ieee_nan_code = fp64_input ? IeeeNanCode::quiet : IeeeNanCode::all_ones;
   o.unsigned_edge = UnsignedScaleEdge::magnitude_clamp;
   return o;
 }

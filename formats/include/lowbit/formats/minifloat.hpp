@@ -101,7 +101,7 @@ LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t overflow_result(const FormatSpec& s, 
   if (saturate && !(is_inf && o.inf_under_saturation == InfUnderSaturation::keep_inf && s.has_inf()))
     return max_code;
   if (s.has_inf()) return s.inf_code(negative);
-  return nan_result(s, negative, o);
+  return s.nan_code(negative);  // an overflowed value keeps its sign (CUDA, ml_dtypes)
 }
 
 }  // namespace detail
