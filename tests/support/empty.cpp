@@ -1,0 +1,1 @@
+// keeps lowbit_test_support non-empty
