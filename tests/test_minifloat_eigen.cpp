@@ -34,7 +34,9 @@ TEST(EigenOracle, DecodeEveryFp16AndBf16Pattern) {
     if (std::isnan(bf)) EXPECT_TRUE(std::isnan(decode<float>(bf16, c))) << c;
     else EXPECT_EQ(decode<float>(bf16, c), bf) << "bf16 code " << c;
     // The compile-time binding is the same algorithm.
-    if (!std::isnan(h)) EXPECT_EQ((decode<fp16, float>(c)), h);
+    if (!std::isnan(h)) {
+      EXPECT_EQ((decode<fp16, float>(c)), h);
+    }
   }
 }
 
