@@ -9,7 +9,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake git pkg-config python3 python3-pip \
   libboost-program-options-dev libeigen3-dev libhdf5-dev nlohmann-json3-dev \
   libtomlplusplus-dev libfmt-dev libhwy-dev libbenchmark-dev libgtest-dev \
-  librapidcheck-dev >/dev/null
+  librapidcheck-dev slurm-wlm munge >/dev/null
 # Python tooling: reports, oracle checks, peer benchmarks (no torch here).
 python3 -m pip install -q --disable-pip-version-check numpy h5py ml-dtypes matplotlib pandas 2>&1 \
   | grep -v "Running pip as the 'root' user" || true
