@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""lowbit report: Markdown + PNG reports from lowbit's HDF5 results.
+
+    python3 scripts/lowbit_report.py RESULTS.h5 [MORE.h5 ...] -o reports/NAME/
+    (or `lowbit report ...`, which runs this file)
+
+Writes NAME/index.md and one PNG per figure, for whatever tables the files
+hold: formats, quant_error, matmul_error, memory (+ memory_measured),
+kernel_bench. Every report states its provenance from the files' root
+attributes. Output is deterministic: the same HDF5 gives byte-identical
+Markdown and PNGs (fixed fonts, no timestamps in PNG metadata). A file
+without any known table, or with a schema_version this script does not
+know, is an error (exit 2); rows are never dropped silently.
+"""
+import argparse
+import math
+import os
+import sys
+import zlib
+from pathlib import Path
+
+SCHEMA_VERSIONS = {1}
+
+
+class ReportError(Exception):
+    pass
+
+
+# ---- reading -------------------------------------------------------------------
+
+def _text(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace").rstrip("\x00")
+    if hasattr(v, "item"):
+        v = v.item()
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace").rstrip("\x00")
+    return v
+
+
+def load(paths):
+    """{table name: DataFrame (rows of all files concatenated)}, [provenance per file]."""
+    import h5py
+    import pandas as pd
+
+    tables, provenance = {}, []
+    for p in paths:
+        if not os.path.exists(p):
+            raise ReportError(f"cannot read '{p}': no such file")
+        try:
+            f = h5py.File(p, "r")
+        except OSError as e:
+            raise ReportError(f"cannot read '{p}': not an HDF5 file ({e})")
+        with f:
+            version = f.attrs.get("schema_version")
+            if version is None or int(version) not in SCHEMA_VERSIONS:
+                raise ReportError(f"'{p}': unknown schema_version {version!r} (this report knows {sorted(SCHEMA_VERSIONS)})")
+            provenance.append({"file": os.path.basename(p), **{k: _text(v) for k, v in f.attrs.items()}})
+            found = False
+            for name, obj in f.items():
+                if not isinstance(obj, h5py.Dataset) or obj.dtype.names is None or name == "runs":
+                    continue
+                df = pd.DataFrame(obj[:])
+                for c in df.columns:
+                    if df[c].dtype == object:
+                        df[c] = df[c].map(_text)
+                df.attrs["units"] = {c: _text(obj.attrs.get(f"{c}.unit", "")) for c in df.columns}
+                if name in tables:
+                    units = tables[name].attrs["units"]
+                    if list(tables[name].columns) != list(df.columns):
+                        raise ReportError(f"'{p}': table '{name}' has columns {list(df.columns)}, "
+                                          f"another file has {list(tables[name].columns)}")
+                    tables[name] = pd.concat([tables[name], df], ignore_index=True)
+                    tables[name].attrs["units"] = units
+                else:
+                    tables[name] = df
+                found = True
+            if "values" in f and isinstance(f["values"], h5py.Group):
+                for name, obj in f["values"].items():
+                    tables.setdefault("_values", {})[name] = obj[:]
+            if not found:
+                raise ReportError(f"'{p}': holds no results table (expected formats, quant_error, "
+                                  f"matmul_error, memory or kernel_bench)")
+    return tables, provenance
+
+
+# ---- presentation --------------------------------------------------------------
+
+# Each format keeps its colour in every figure: the standard set has fixed
+# entries, any other name a stable hash into the same palette.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+           "#e6550d", "#31a354", "#756bb1", "#636363"]
+STANDARD = ["fp16", "bf16", "e4m3fn", "e5m2", "e2m3fn", "e3m2fn", "e2m1fn", "e3m0", "e1m2", "nf4@64",
+            "nf4@64+dq", "fp4-bnb@64", "int8@row", "int4@64", "mxfp8", "mxfp6", "mxfp4", "nvfp4"]
+
+
+def colour(name):
+    base = str(name)
+    if base in STANDARD:
+        return PALETTE[STANDARD.index(base) % len(PALETTE)]
+    return PALETTE[zlib.crc32(base.encode()) % len(PALETTE)]
+
+
+def fmt_num(v):
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "NaN"
+    if isinstance(v, (bool,)) or (hasattr(v, "dtype") and v.dtype == bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int,)) or (hasattr(v, "dtype") and v.dtype.kind in "iu"):
+        return str(int(v))
+    v = float(v)
+    if v == 0:
+        return "0"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    a = abs(v)
+    if 1e-3 <= a < 1e6:
+        return f"{v:.6g}"
+    return f"{v:.5g}"
+
+
+def md_table(df, columns, headers=None):
+    headers = headers or columns
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(fmt_num(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10, "figure.dpi": 110,
+                         "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "lowbit"})
+    return plt
+
+
+def save(fig, out_dir, name):
+    path = Path(out_dir) / name
+    # No Software/date chunks: the same data gives the same bytes.
+    fig.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return name
+
+
+# ---- sections ------------------------------------------------------------------
+
+def section_formats(df, values, out):
+    plt = figure()
+    md = ["## Formats", "", "Limits of each format (from `lowbit formats`).", ""]
+    cols = [c for c in ["name", "bits", "exp_bits", "man_bits", "bias", "policy", "max_finite", "min_normal",
+                        "min_subnormal", "epsilon", "finite_values", "dynamic_range"] if c in df.columns]
+    md += [md_table(df, cols), ""]
+    # The x range covers the narrow formats' binades; wider formats (bf16,
+    # E8M0) run off the axis and say how far they go.
+    x_lo, x_hi = -26.0, 18.0
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(df) + 1.4))
+    for i, (_, r) in enumerate(df.iterrows()):
+        name = r["name"]
+        lo, hi = math.log2(r["min_subnormal"]), math.log2(r["max_finite"])
+        if values is not None and name in values and r["bits"] <= 8:
+            v = values[name]
+            vals = v["value"] if getattr(v, "dtype", None) is not None and v.dtype.names else v
+            pos = sorted({abs(float(x)) for x in vals if math.isfinite(float(x)) and float(x) != 0})
+            ax.scatter([math.log2(p) for p in pos], [i] * len(pos), s=60, color=colour(name), marker="|", lw=1.2)
+        else:
+            ax.plot([max(lo, x_lo), min(hi, x_hi)], [i, i], color=colour(name), lw=7, solid_capstyle="butt", alpha=0.8)
+        if lo < x_lo:
+            ax.annotate(f"from 2^{lo:.0f}", (x_lo, i), xytext=(2, 6), textcoords="offset points", fontsize=7)
+        if hi > x_hi:
+            ax.annotate(f"to 2^{hi:.3g}", (x_hi, i), xytext=(-40, 6), textcoords="offset points", fontsize=7)
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_yticks(range(len(df)))
+    ax.set_yticklabels(df["name"])
+    ax.invert_yaxis()
+    ax.set_xlabel("log2 |value| (sign folded); ticks: every positive value of formats up to 8 bits, bars: ranges")
+    ax.set_title("Where each format's values lie")
+    md += [f"![format values]({save(fig, out, 'formats_values.png')})", ""]
+    return md
+
+
+def pareto(points):
+    """Points (bits, sqnr) not dominated by a cheaper-or-equal, better one."""
+    front, best = [], -math.inf
+    for b, s in sorted(points, key=lambda p: (p[0], -p[1])):
+        if s > best:
+            front.append((b, s))
+            best = s
+    return front
+
+
+def section_quant_error(df, out):
+    plt = figure()
+    md = ["## Quantization error", "",
+          "SQNR = 10·log10(Σx² / Σ(x − q(x))²) in dB; bits per parameter include scales and constants. "
+          "Mean over seeds where several were run.", ""]
+    group = ["format", "dist"]
+    agg = df.groupby(group, sort=True).agg(
+        sqnr_db=("sqnr_db", "mean"), bits_per_param=("bits_per_param", "mean"), mse=("mse", "mean"),
+        max_abs_err=("max_abs_err", "max"), n_nan=("n_nan", "sum"), n_clipped=("n_clipped", "sum"),
+        cells=("sqnr_db", "size")).reset_index()
+    for dist in sorted(agg["dist"].unique()):
+        d = agg[agg["dist"] == dist].sort_values(["sqnr_db", "format"], ascending=[False, True])
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for _, r in d.iterrows():
+            ax.scatter(r["bits_per_param"], r["sqnr_db"], color=colour(r["format"]), s=36, zorder=3)
+            ax.annotate(r["format"], (r["bits_per_param"], r["sqnr_db"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        front = pareto([(r["bits_per_param"], r["sqnr_db"]) for _, r in d.iterrows() if math.isfinite(r["sqnr_db"])])
+        if front:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#444", lw=1,
+                    ls="--", label="Pareto front", zorder=2)
+            ax.legend(loc="lower right")
+        ax.set_xlabel("bits per parameter (incl. scales)")
+        ax.set_ylabel("SQNR (dB)")
+        ax.set_title(f"SQNR vs storage — {dist}")
+        slug = "".join(ch if ch.isalnum() else "_" for ch in dist)
+        md += [f"### {dist}", "", f"![SQNR vs bits, {dist}]({save(fig, out, f'sqnr_vs_bits_{slug}.png')})", "",
+               md_table(d, ["format", "bits_per_param", "sqnr_db", "mse", "max_abs_err", "n_nan", "n_clipped", "cells"],
+                        ["format", "bits/param", "SQNR dB", "MSE", "max abs err", "NaN out", "clipped", "cells"]), ""]
+    return md
+
+
+def section_generic(name, df):
+    md = [f"## {name}", "", f"{len(df)} rows.", "", md_table(df, list(df.columns)), ""]
+    return md
+
+
+def provenance_md(prov):
+    keys = ["file", "experiment", "command_line", "git_commit", "lowbit_version", "hostname", "cpu", "gpu",
+            "gpu_driver", "cuda_version", "start_time", "end_time"]
+    lines = ["## Provenance", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for p in prov:
+        lines.append("| " + " | ".join(str(p.get(k, "")).replace("|", "\\|") for k in keys) + " |")
+    return lines + [""]
+
+
+SECTIONS = ["formats", "quant_error", "matmul_error", "memory", "memory_measured", "kernel_bench"]
+
+
+def build(paths, out_dir, title=None):
+    tables, prov = load(paths)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    values = tables.pop("_values", None)
+    known = [t for t in SECTIONS if t in tables]
+    if not known:
+        raise ReportError(f"no known table in {', '.join(paths)} (found {sorted(tables)})")
+    md = [f"# {title or 'lowbit report'}", ""]
+    for name in known:
+        df = tables[name]
+        if name == "formats":
+            md += section_formats(df, values, out)
+        elif name == "quant_error":
+            md += section_quant_error(df, out)
+        else:
+            renderer = globals().get(f"section_{name}")
+            md += renderer(df, out) if renderer else section_generic(name, df)
+    md += provenance_md(prov)
+    (out / "index.md").write_text("\n".join(md).rstrip() + "\n")
+    return out / "index.md"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="lowbit report", description="Markdown + PNG report from lowbit HDF5 results")
+    ap.add_argument("results", nargs="+", help="HDF5 results files")
+    ap.add_argument("-o", "--output", required=True, help="output directory (index.md + PNGs)")
+    ap.add_argument("--title", help="report title")
+    args = ap.parse_args(argv)
+    try:
+        index = build(args.results, args.output, args.title)
+    except ReportError as e:
+        print(f"lowbit report: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

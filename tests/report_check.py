@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""`lowbit report` on small HDF5 files written here with h5py (no lowbit
+code): the Markdown tables' numbers must equal the files' numbers, every
+figure index.md references must exist and be a valid PNG of sensible size,
+the same input must give byte-identical output, and a bad file must give a
+clear error with exit 2.
+
+Usage: report_check.py path/to/lowbit
+"""
+import hashlib
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+try:
+    import h5py
+    import numpy as np
+except ImportError as e:  # pragma: no cover
+    print(f"skipped: {e}")
+    sys.exit(77)
+
+LOWBIT = sys.argv[1]
+
+
+def write_results(path, tables, schema_version=1):
+    with h5py.File(path, "w") as f:
+        f.attrs["schema_version"] = schema_version
+        f.attrs["experiment"] = "quant-error"
+        f.attrs["command_line"] = "lowbit quant-error --test"
+        f.attrs["git_commit"] = "0123456789ab"
+        f.attrs["hostname"] = "testhost"
+        for name, rows in tables.items():
+            f.create_dataset(name, data=rows)
+
+
+def quant_error_rows():
+    dt = np.dtype([("format", "S16"), ("dist", "S16"), ("samples", "<i8"), ("seed", "<u8"), ("mse", "<f8"),
+                   ("rmse", "<f8"), ("max_abs_err", "<f8"), ("mean_rel_err", "<f8"), ("sqnr_db", "<f8"),
+                   ("bits_per_param", "<f8"), ("n_nan", "<u8"), ("n_clipped", "<u8")])
+    rows = [(b"nf4@64", b"normal", 4096, 7, 0.0095, 0.097, 0.41, 0.08, 20.2, 4.5, 0, 0),
+            (b"nf4@64", b"normal", 4096, 8, 0.0097, 0.098, 0.40, 0.08, 20.0, 4.5, 0, 0),
+            (b"e4m3fn", b"normal", 4096, 7, 0.00099, 0.031, 0.12, 0.02, 30.05, 8.0, 0, 0),
+            (b"e4m3fn", b"normal", 4096, 8, 0.00101, 0.032, 0.13, 0.02, 29.95, 8.0, 0, 0),
+            (b"int4@64", b"normal", 4096, 7, 0.02, 0.14, 0.5, 0.1, 17.0, 4.5, 0, 3)]
+    return np.array(rows, dtype=dt)
+
+
+def png_size(path):
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def run_report(files, out):
+    return subprocess.run([LOWBIT, "report", *map(str, files), "-o", str(out)], capture_output=True, text=True)
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).iterdir()):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def main():
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        res = tmp / "qe.h5"
+        write_results(res, {"quant_error": quant_error_rows()})
+        r = run_report([res], tmp / "rep")
+        assert r.returncode == 0, r.stderr
+        md = (tmp / "rep" / "index.md").read_text()
+        # Mean over seeds, as the report says: nf4@64 (20.2 + 20.0)/2 = 20.1 dB, e4m3fn 30.0 dB.
+        rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (\S+) \| [^\n]*$", md, re.M)}
+        for fmt, sqnr, bits, clipped in (("nf4@64", "20.1", "4.5", "0"), ("e4m3fn", "30", "8", "0"), ("int4@64", "17", "4.5", "3")):
+            cells = [c.strip() for c in rows.get(fmt, "").strip("|").split("|")]
+            if cells[:3] != [fmt, bits, sqnr] or cells[6] != clipped:
+                failures.append(f"row for {fmt}: {cells} (want bits {bits}, SQNR {sqnr}, clipped {clipped})")
+        # Ranked by SQNR: e4m3fn before nf4@64 before int4@64.
+        order = [m.group(1) for m in re.finditer(r"^\| (e4m3fn|nf4@64|int4@64) \|", md, re.M)]
+        if order != ["e4m3fn", "nf4@64", "int4@64"]:
+            failures.append(f"ranking {order}")
+        if "lowbit quant-error --test" not in md or "0123456789ab" not in md:
+            failures.append("provenance (command line, commit) missing")
+        figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+        if not figures:
+            failures.append("no figure referenced")
+        for fig in figures:
+            w, h = png_size(tmp / "rep" / fig)
+            if not (400 <= w <= 3000 and 300 <= h <= 3000):
+                failures.append(f"{fig}: odd size {w}x{h}")
+        # Deterministic: a second run gives the same bytes.
+        r2 = run_report([res], tmp / "rep2")
+        if r2.returncode != 0 or digest(tmp / "rep") != digest(tmp / "rep2"):
+            failures.append("second run differs")
+        # Bad inputs: unknown schema version, no table, missing file → exit 2 with a message.
+        bad = tmp / "bad.h5"
+        write_results(bad, {"quant_error": quant_error_rows()}, schema_version=99)
+        empty = tmp / "empty.h5"
+        write_results(empty, {})
+        for files, what in (([bad], "schema_version"), ([empty], "no results table"), ([tmp / "none.h5"], "no such file")):
+            r = run_report(files, tmp / "badrep")
+            if r.returncode != 2 or what not in r.stderr:
+                failures.append(f"bad input {files[0].name}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
+    for f in failures:
+        print("FAIL:", f)
+    print(f"report check: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
