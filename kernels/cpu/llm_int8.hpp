@@ -1,0 +1,42 @@
+// kernels/cpu/llm_int8.hpp — LLM.int8() on the CPU: the reference.
+//
+// C = A · B with A (m × k, activations) and B (k × n, weights), row-major.
+//
+// Vector-wise int8 (LLM.int8 paper §3.2): each row i of A is scaled by its
+// absmax a_i, each column j of B by its absmax b_j, both to [−127, 127]
+// (round half away from zero, as integer.hpp); the int32 product is
+// dequantized by the outer product: C_ij = (A_q B_q)_ij · a_i · b_j / 127².
+//
+// LLM.int8() decomposition (§3.3): the columns of A holding any
+// |value| >= threshold (6.0) are outliers; those columns of A and the
+// matching rows of B are multiplied in 16/32-bit, the rest with vector-wise
+// int8 (its absmaxes taken without the outlier columns / rows), and the two
+// results are added. Fp16 mode rounds the outlier inputs, the two partial
+// products and the sum to fp16, as the fp16 GPU path does (fp32 accumulate).
+// Products by Eigen; the int32 product is exact (|A_q B_q| < 2^31 for k < 133 000).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace lowbit::cpu {
+
+enum class OutlierPrecision { fp32, fp16 };
+
+struct LlmInt8Result {
+  std::vector<float> c;                  // m × n, row-major
+  std::vector<std::size_t> outlier_cols;  // columns of A treated in 16/32-bit
+};
+
+// Vector-wise int8 matmul (no outlier handling).
+std::vector<float> int8_vectorwise_matmul(const float* a, const float* b, std::size_t m, std::size_t k,
+                                          std::size_t n);
+
+// LLM.int8(): outlier columns of A (any |a| >= threshold) in fp32 or fp16, the rest int8.
+LlmInt8Result llm_int8_matmul(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n,
+                              float threshold = 6.0f, OutlierPrecision precision = OutlierPrecision::fp16);
+
+// fp64 reference product.
+std::vector<double> matmul_fp64(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n);
+
+}  // namespace lowbit::cpu
