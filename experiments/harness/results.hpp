@@ -38,6 +38,8 @@
 #include <variant>
 #include <vector>
 
+#include "experiments/harness/atomic_file.hpp"  // check_writable, for drivers that write results
+
 namespace lowbit::harness {
 
 inline constexpr std::int64_t results_schema_version = 1;
