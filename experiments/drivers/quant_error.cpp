@@ -1,0 +1,333 @@
+// lowbit quant-error — quantization error of formats × data sources.
+//
+//   lowbit quant-error --formats e4m3fn@tensor,nf4@64 --dist normal --samples 4000000 --seed 7 -o out.h5
+//   lowbit quant-error --formats nf4@64,int8@row --dist 'weights:model.safetensors:*.q_proj.*' --per-tensor
+//   lowbit quant-error ... --shard 3/8 -o parts/part-3.h5   then   lowbit merge parts/*.h5 -o all.h5
+//
+// Writes the table `quant_error`, one row per cell (quant_error.hpp has the
+// grid and seeding; experiments/metrics/metrics.hpp the metric definitions,
+// which are also the column descriptions). A bare minifloat name (e4m3fn)
+// is a plain conversion without scaling; e4m3fn@tensor scales the tensor's
+// absmax to the format's max (registry.hpp).
+#include "experiments/drivers/quant_error.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+
+#include "experiments/harness/cli.hpp"
+#include "experiments/harness/errors.hpp"
+#include "experiments/harness/progress.hpp"
+#include "experiments/harness/text_table.hpp"
+#include "experiments/metrics/metrics.hpp"
+#include "experiments/sources/distributions.hpp"
+#include "experiments/sources/random.hpp"
+#include "experiments/sources/source.hpp"
+#include "experiments/sources/tensors.hpp"
+#include "lowbit/formats/registry.hpp"
+
+namespace lowbit::harness {
+namespace {
+
+namespace po = boost::program_options;
+using sources::TensorInfo;
+
+struct DataGroup {
+  std::size_t source = 0;
+  bool weights = false;
+  std::uint64_t samples = 0, seed = 0, cell_seed = 0;
+  std::size_t rows = 0, cols = 0;
+  std::string tensor;               // weights: glob (pooled) or tensor name
+  std::vector<TensorInfo> tensors;  // weights
+};
+
+std::uint64_t parse_count(const std::string& text, const char* option) {
+  double v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || !(v >= 1) || v > 1e15 || v != std::floor(v))
+    throw UsageError(fmt::format("{} '{}' is not a positive whole number", option, text));
+  return static_cast<std::uint64_t>(v);
+}
+
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+    throw UsageError(fmt::format("--seed '{}' is not a non-negative integer", text));
+  return v;
+}
+
+}  // namespace
+
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  std::size_t i = 0, n = 0;
+  bool ok = slash != std::string::npos;
+  if (ok) {
+    const auto a = std::from_chars(text.data(), text.data() + slash, i);
+    const auto b = std::from_chars(text.data() + slash + 1, text.data() + text.size(), n);
+    ok = a.ec == std::errc() && a.ptr == text.data() + slash && b.ec == std::errc() &&
+         b.ptr == text.data() + text.size() && slash > 0 && n >= 1 && i < n;
+  }
+  if (!ok)
+    throw UsageError(fmt::format("--shard '{}' must be i/N with 0 <= i < N (shards are numbered from 0, "
+                                 "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)",
+                                 text));
+  return {i, n};
+}
+
+void set_shard_attributes(ResultsWriter& w, const std::string& grid_hash, std::uint64_t grid_cells,
+                          std::size_t shard_index, std::size_t shard_count, std::uint64_t shard_cells) {
+  w.set_root_attribute("grid_hash", grid_hash);
+  w.set_root_attribute("grid_cells", static_cast<std::int64_t>(grid_cells));
+  w.set_root_attribute("shard_index", static_cast<std::int64_t>(shard_index));
+  w.set_root_attribute("shard_count", static_cast<std::int64_t>(shard_count));
+  w.set_root_attribute("shard_cells", static_cast<std::int64_t>(shard_cells));
+}
+
+Table quant_error_schema() {
+  Table t("quant_error", "quantization error, one row per cell (format x data source x size x seed); lowbit quant-error");
+  using enum ColumnType;
+  t.add_column("cell", uint64, "1", "index of the cell in the whole grid (shards merged sort by it)")
+      .add_column("format", string, "", "quantizer, canonical registry name (bare minifloat: unscaled conversion)")
+      .add_column("dist", string, "", "data source as given to --dist")
+      .add_column("tensor", string, "", "weights: tensor name, or the glob of a pooled selection; empty for distributions")
+      .add_column("rows", uint64, "1", "rows of the sample matrix (weights: of the tensor; 0 for a pooled selection)")
+      .add_column("cols", uint64, "1", "columns of the sample matrix (weights: of the tensor; 0 for a pooled selection)")
+      .add_column("samples", uint64, "1", "number of values quantized")
+      .add_column("seed", uint64, "1", "run seed (--seed)")
+      .add_column("cell_seed", uint64, "1", "seed of this cell's data: derive_seed(seed, canonical dist;n;cols)");
+  for (const auto& c : metrics::quant_error_metric_columns())
+    t.add_column(c.name, std::string(c.name).rfind("n_", 0) == 0 ? uint64 : float64, c.unit, c.description);
+  t.set_attribute("tiny", "mean_rel_err excludes |x| < 2^-126");
+  return t;
+}
+
+QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
+  if (g.formats.empty()) throw UsageError("no formats: give --formats NAME[,NAME...] (see `lowbit formats --list`)");
+  if (g.dists.empty()) throw UsageError("no data: give --dist SPEC");
+  // Parse everything first: a bad name fails before any work.
+  std::vector<Quantizer> quantizers;
+  for (const auto& f : g.formats) quantizers.push_back(parse_quantizer(f));
+  std::vector<sources::SourceSpec> specs;
+  std::vector<std::unique_ptr<sources::TensorFile>> files;
+  for (const auto& d : g.dists) {
+    specs.push_back(sources::parse_source(d));
+    files.push_back(specs.back().is_weights ? sources::TensorFile::open(specs.back().path) : nullptr);
+  }
+
+  std::vector<DataGroup> groups;
+  std::string grid_text = "quant-error;formats=";
+  for (const auto& q : quantizers) grid_text += q.name() + ",";
+  for (std::size_t s = 0; s < specs.size(); ++s) {
+    const auto& spec = specs[s];
+    if (!spec.is_weights) {
+      grid_text += ";dist=" + spec.dist.canonical();
+      for (auto n : g.samples) {
+        const auto [rows, cols] = sources::sample_shape(n, g.cols);
+        for (auto seed : g.seeds) {
+          DataGroup d;
+          d.source = s;
+          d.samples = n;
+          d.rows = rows;
+          d.cols = cols;
+          d.seed = seed;
+          d.cell_seed = sources::derive_seed(seed, fmt::format("{};n={};cols={}", spec.dist.canonical(), n, cols));
+          groups.push_back(std::move(d));
+        }
+      }
+    } else {
+      auto selected = sources::select_tensors(*files[s], spec.glob);
+      if (g.weights_2d_only)
+        std::erase_if(selected, [](const TensorInfo& t) { return t.shape.size() < 2; });
+      if (selected.empty())
+        throw InputError(fmt::format("--dist '{}': no 2-D tensor matches '{}'", spec.text, spec.glob));
+      for (const auto& t : selected)
+        if (t.element_count() == 0)
+          throw InputError(fmt::format("--dist '{}': tensor '{}' is empty", spec.text, t.name));
+      grid_text += ";weights=" + spec.path.string() + ":" + spec.glob;
+      auto add = [&](std::vector<TensorInfo> ts, std::string name, std::size_t rows, std::size_t cols) {
+        DataGroup d;
+        d.source = s;
+        d.weights = true;
+        d.seed = g.seeds.front();
+        for (const auto& t : ts) d.samples += t.element_count(), grid_text += "," + t.name;
+        d.rows = rows;
+        d.cols = cols;
+        d.tensor = std::move(name);
+        d.tensors = std::move(ts);
+        groups.push_back(std::move(d));
+      };
+      if (g.per_tensor)
+        for (const auto& t : selected) add({t}, t.name, t.rows(), t.cols());
+      else
+        add(selected, spec.glob, 0, 0);
+    }
+  }
+  grid_text += fmt::format(";samples={};seeds={};cols={};per_tensor={};two_d={}", fmt::join(g.samples, ","),
+                           fmt::join(g.seeds, ","), g.cols, g.per_tensor, g.weights_2d_only);
+
+  QuantErrorRun run{quant_error_schema(), fmt::format("{:016x}", sources::hash_text(grid_text)), 0, 0, 0, 0, {}};
+  const std::size_t nf = quantizers.size();
+  run.grid_cells = groups.size() * nf;
+  auto in_shard = [&](std::size_t cell) { return cell % g.shard_count == g.shard_index; };
+  for (std::size_t c = 0; c < run.grid_cells; ++c) run.shard_cells += in_shard(c);
+
+  const auto start = std::chrono::steady_clock::now();
+  Progress progress("quant-error", run.shard_cells, g.quiet);
+  std::vector<float> x, q;
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const DataGroup& d = groups[gi];
+    bool any = false;
+    for (std::size_t f = 0; f < nf; ++f) any = any || in_shard(gi * nf + f);
+    if (!any) continue;
+    const auto& spec = specs[d.source];
+    std::vector<sources::Tensor> tensors;
+    if (d.weights) {
+      for (const auto& t : d.tensors) tensors.push_back(files[d.source]->load(t.name));
+    } else {
+      x.resize(d.samples);
+      sources::generate(spec.dist, d.cell_seed, d.rows, d.cols, x.data());
+    }
+    bool warned = false;
+    for (std::size_t f = 0; f < nf; ++f) {
+      const std::size_t cell = gi * nf + f;
+      if (!in_shard(cell)) continue;
+      const Quantizer& qz = quantizers[f];
+      metrics::ErrorSums sums;
+      QuantStats stats;
+      double bits = 0;
+      if (d.weights) {
+        for (const auto& t : tensors) {
+          q.resize(t.data.size());
+          QuantStats st;
+          qz.fake_quantize(t.data.data(), t.info.rows(), t.info.cols(), q.data(), &st);
+          sums.merge(metrics::accumulate(t.data.data(), q.data(), t.data.size()));
+          stats += st;
+          bits += qz.bits_per_parameter(t.info.rows(), t.info.cols()) * static_cast<double>(t.data.size());
+        }
+        bits /= static_cast<double>(d.samples);
+      } else {
+        q.resize(x.size());
+        qz.fake_quantize(x.data(), d.rows, d.cols, q.data(), &stats);
+        sums = metrics::accumulate(x.data(), q.data(), x.size());
+        bits = qz.bits_per_parameter(d.rows, d.cols);
+      }
+      const auto m = metrics::finish(sums);
+      if (m.n_nonfinite_in && !warned) {
+        warned = true;
+        run.warnings.push_back(fmt::format("--dist '{}'{}: {} NaN/inf input values (excluded from the error sums; "
+                                           "column n_nonfinite_in)",
+                                           spec.text, d.tensor.empty() ? "" : " tensor " + d.tensor, m.n_nonfinite_in));
+        if (!g.quiet) std::cerr << "lowbit: warning: " << run.warnings.back() << "\n";
+      }
+      if (m.n == 0)
+        throw InputError(fmt::format("--dist '{}'{}: no finite input values", spec.text,
+                                     d.tensor.empty() ? "" : " tensor " + d.tensor));
+      run.table.add_row({std::uint64_t{cell}, qz.name(), spec.text, d.tensor, std::uint64_t{d.rows},
+                         std::uint64_t{d.cols}, d.samples, d.seed, d.cell_seed, m.mse, m.rmse, m.max_abs_err,
+                         m.mean_rel_err, m.sqnr_db, bits, m.n_nan, stats.n_clipped, m.n_nonfinite_in});
+      run.values_quantized += d.samples;
+      progress.add(1);
+    }
+  }
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run;
+}
+
+namespace {
+
+int run_cli(const std::vector<std::string>& args) {
+  OptionParser parser("quant-error", "--formats LIST --dist SPEC [options]",
+                      "Quantization error of formats on seeded distributions or real weights: one row per "
+                      "cell (format x source x sample size x seed) in the table `quant_error`.\n"
+                      "--dist: normal[:mu=0,sigma=1] | uniform[:lo=-1,hi=1] | laplace[:mu=0,b=1] | "
+                      "student-t[:nu=3] | lognormal[:mu=0,sigma=1] | outliers[:p=0.001,k=20] (each value x k "
+                      "with probability p) | outlier-cols[:p=0.01,k=20] (whole columns) | weights:PATH[:GLOB] "
+                      "(.safetensors, .npy, .h5). A sample of n values is a rows x cols matrix: cols = --cols, "
+                      "else 4096 if it divides n, else the largest divisor <= 4096 that is a multiple of 64.");
+  parser.add()("formats,f", po::value<std::vector<std::string>>()->composing()->value_name("LIST"),
+               "formats, comma-separated, repeatable (e4m3fn@tensor, nf4@64, int8@row, mxfp4, ...)")(
+      "dist,d", po::value<std::vector<std::string>>()->composing()->value_name("SPEC"),
+      "data source, repeatable (default normal)")(
+      "samples,n", po::value<std::vector<std::string>>()->composing()->value_name("N[,N...]"),
+      "values per synthetic sample (default 1000000; 4e6 accepted)")(
+      "seed", po::value<std::vector<std::string>>()->composing()->value_name("S[,S...]"), "run seed(s) (default 0)")(
+      "cols", po::value<std::size_t>()->default_value(0)->value_name("C"), "columns of a synthetic sample (0: automatic)")(
+      "per-tensor", po::bool_switch(), "weights: one row per tensor instead of one per selection")(
+      "shard", po::value<std::string>()->value_name("i/N"), "run only the i-th of N disjoint parts of the grid (i from 0)")(
+      "output,o", po::value<std::string>()->default_value("quant_error.h5")->value_name("FILE"), "results file")(
+      "append", po::bool_switch(), "append rows to an existing results file")(
+      "quiet,q", po::bool_switch(), "no progress bar or summary");
+  const auto vm = parser.parse(args);
+  if (!vm) return 0;
+  QuantErrorGrid g;
+  auto lists = [&](const char* name) {
+    std::vector<std::string> out;
+    if (vm->count(name))
+      for (const auto& item : (*vm)[name].as<std::vector<std::string>>())
+        for (auto& s : split_list(item)) out.push_back(s);
+    return out;
+  };
+  g.formats = lists("formats");
+  if (g.formats.empty()) throw UsageError("quant-error: give --formats NAME[,NAME...] (see `lowbit formats --list`)");
+  if (vm->count("dist"))
+    for (const auto& d : (*vm)["dist"].as<std::vector<std::string>>()) g.dists.push_back(d);  // specs contain commas
+  if (g.dists.empty()) g.dists = {"normal"};
+  if (auto s = lists("samples"); !s.empty()) {
+    g.samples.clear();
+    for (const auto& t : s) g.samples.push_back(parse_count(t, "--samples"));
+  }
+  if (auto s = lists("seed"); !s.empty()) {
+    g.seeds.clear();
+    for (const auto& t : s) g.seeds.push_back(parse_seed(t));
+  }
+  g.cols = (*vm)["cols"].as<std::size_t>();
+  g.per_tensor = (*vm)["per-tensor"].as<bool>();
+  g.quiet = (*vm)["quiet"].as<bool>();
+  if (vm->count("shard")) std::tie(g.shard_index, g.shard_count) = parse_shard((*vm)["shard"].as<std::string>());
+
+  ResultsWriter writer((*vm)["output"].as<std::string>(), "quant-error",
+                       (*vm)["append"].as<bool>() ? ResultsWriter::Mode::append : ResultsWriter::Mode::create,
+                       g.seeds.front());
+  writer.check_schema(quant_error_schema());
+  auto run = run_quant_error(g);
+  const std::size_t rows = run.table.rows();
+  if (!g.quiet) {
+    if (rows <= 60) {
+      Table brief("quant_error");
+      for (const char* c : {"format", "dist", "samples", "sqnr_db", "mse", "max_abs_err", "bits_per_param", "n_clipped"}) {
+        const auto& col = run.table.column(c);
+        brief.add_column(col.name, col.type, col.unit, col.description);
+      }
+      for (std::size_t r = 0; r < rows; ++r) {
+        std::vector<Cell> cells;
+        for (const auto& col : brief.columns()) cells.push_back(run.table.column(col.name).cell(r));
+        brief.add_row(cells);
+      }
+      print_table(std::cout, brief);
+    }
+    std::cerr << fmt::format("quant-error: {} cells ({} of {} in shard {}/{}), {:.3g} values in {:.2f} s = {:.3g} values/s\n",
+                             rows, run.shard_cells, run.grid_cells, g.shard_index, g.shard_count,
+                             static_cast<double>(run.values_quantized), run.seconds,
+                             static_cast<double>(run.values_quantized) / run.seconds);
+  }
+  set_shard_attributes(writer, run.grid_hash, run.grid_cells, g.shard_index, g.shard_count, run.shard_cells);
+  writer.set_root_attribute("grid", fmt::format("formats={}; dist={}; samples={}; seeds={}; cols={}; per_tensor={}",
+                                                fmt::join(g.formats, ","), fmt::join(g.dists, " | "),
+                                                fmt::join(g.samples, ","), fmt::join(g.seeds, ","), g.cols, g.per_tensor));
+  writer.add(std::move(run.table));
+  writer.commit();
+  if (!g.quiet) std::cerr << "wrote " << (*vm)["output"].as<std::string>() << "\n";
+  return 0;
+}
+
+const Registrar reg{"quant-error", "quantization error of formats on distributions and real weights", run_cli};
+
+}  // namespace
+}  // namespace lowbit::harness
