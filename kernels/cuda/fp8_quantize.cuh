@@ -1,0 +1,33 @@
+// kernels/cuda/fp8_quantize.cuh — 16-bit activations → FP8 e4m3fn with a
+// per-tensor scale, feeding cuBLASLt's FP8 GEMM (cublaslt_gemm.cuh).
+// CPU reference: lowbit::encode(e4m3fn, x · s) with s = 448 / amax
+// (formats/minifloat.hpp); the GPU uses the cvt.rn.satfinite instruction,
+// which equals it bit for bit (tests/test_cuda_fp8.cpp).
+//
+// current scaling: s from this tensor's amax — two passes (amax, then
+//                  quantize), no host synchronisation;
+// delayed scaling: s from the previous step's amax — one pass that also
+//                  records this tensor's amax for the next step.
+// Both write the dequantization factor 1/s (= amax/448) where cuBLASLt's
+// scale pointer reads it. An all-zero tensor gets s = 1.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cuda/llm_int8.cuh"  // Act
+
+namespace lowbit::cuda {
+
+// amax must point to one device float (scratch); dequant_scale receives 1/s.
+void quantize_e4m3_current(Act act, const void* x, std::size_t n, std::uint8_t* out, float* amax,
+                           float* dequant_scale, cudaStream_t stream);
+
+// amax_prev: last step's amax (read); amax_next: this tensor's amax (written;
+// may equal neither). dequant_scale receives amax_prev/448.
+void quantize_e4m3_delayed(Act act, const void* x, std::size_t n, std::uint8_t* out, const float* amax_prev,
+                           float* amax_next, float* dequant_scale, cudaStream_t stream);
+
+}  // namespace lowbit::cuda

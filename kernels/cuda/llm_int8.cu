@@ -1,0 +1,276 @@
+// kernels/cuda/llm_int8.cu — see llm_int8.cuh for the algorithm.
+#include "kernels/cuda/llm_int8.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace lowbit::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kEpilogueRows = 16;     // output rows per epilogue block
+constexpr int kOutlierChunk = 32;     // outlier columns staged per step
+constexpr int kGatheredCapacity = 512;  // outlier weight columns kept dequantized and contiguous
+
+template <class T> __device__ __forceinline__ float to_f(T v);
+template <> __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <> __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+template <class T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_f(float v) { return __float2half_rn(v); }
+
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float warp_max[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float r = 0.0f;
+  for (int w = 0; w < kThreads / 32; ++w) r = fmaxf(r, warp_max[w]);
+  __syncthreads();
+  return r;
+}
+
+// int8 = round(x · 127 / absmax), half away from zero, saturated to ±127
+__device__ __forceinline__ std::int8_t quantize_int8(float x, float scale) {
+  const float q = roundf(x * scale);
+  return static_cast<std::int8_t>(fminf(fmaxf(q, -127.0f), 127.0f));
+}
+
+// Per-row quantization of W: the same rule with threshold +inf.
+template <class T>
+__global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_padded, std::int8_t* __restrict__ q,
+                                       float* __restrict__ absmax) {
+  const int row = blockIdx.x;
+  const T* wr = w + static_cast<std::size_t>(row) * k;
+  float amax = 0.0f;
+  for (int c = threadIdx.x; c < k; c += kThreads) amax = fmaxf(amax, fabsf(to_f(wr[c])));
+  amax = block_max(amax);
+  const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
+  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
+  for (int c = threadIdx.x; c < k_padded; c += kThreads) qr[c] = c < k ? quantize_int8(to_f(wr[c]), scale) : 0;
+  if (threadIdx.x == 0) absmax[row] = amax;
+}
+
+// Step 1a: flag every column of X holding an element with |x| >= threshold.
+template <class T>
+__global__ void flag_outlier_columns_kernel(const T* __restrict__ x, std::size_t m, int k, float threshold,
+                                            unsigned* __restrict__ flags) {
+  const std::size_t total = m * static_cast<std::size_t>(k);
+  for (std::size_t i = blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < total;
+       i += static_cast<std::size_t>(gridDim.x) * kThreads)
+    if (fabsf(to_f(x[i])) >= threshold) atomicOr(flags + i % k, 1u);  // rare; every writer sets the same bit
+}
+
+// Step 1b: one block per row. The row absmax skips outlier columns, whose
+// int8 entries are zero (they go through the 16-bit path), as in
+// kernels/cpu/llm_int8.cpp. flags == nullptr: no outlier columns.
+template <class T>
+__global__ void quantize_rows_kernel(const T* __restrict__ x, int k, int k_padded, const unsigned* __restrict__ flags,
+                                     std::int8_t* __restrict__ q, float* __restrict__ row_absmax) {
+  const int row = blockIdx.x;
+  const T* xr = x + static_cast<std::size_t>(row) * k;
+  float amax = 0.0f;
+  for (int c = threadIdx.x; c < k; c += kThreads)
+    if (!flags || flags[c] == 0u) amax = fmaxf(amax, fabsf(to_f(xr[c])));
+  amax = block_max(amax);
+  const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
+  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
+  for (int c = threadIdx.x; c < k_padded; c += kThreads)
+    qr[c] = (c < k && (!flags || flags[c] == 0u)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
+  if (threadIdx.x == 0) row_absmax[row] = amax;
+}
+
+// Step 2: one block of 1024 threads turns the flags into an ascending index
+// list and clears them for the next call.
+__global__ void compact_columns_kernel(unsigned* __restrict__ flags, int k, int* __restrict__ cols,
+                                       int* __restrict__ count) {
+  __shared__ int warp_offset[32];
+  __shared__ int base;
+  if (threadIdx.x == 0) base = 0;
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int start = 0; start < k; start += blockDim.x) {
+    const int c = start + threadIdx.x;
+    const bool flagged = c < k && flags[c] != 0u;
+    const unsigned ballot = __ballot_sync(0xffffffffu, flagged);
+    if (lane == 0) warp_offset[warp] = __popc(ballot);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int s = base;
+      for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) {
+        const int n = warp_offset[w];
+        warp_offset[w] = s;
+        s += n;
+      }
+      base = s;
+    }
+    __syncthreads();
+    if (flagged) {
+      cols[warp_offset[warp] + __popc(ballot & ((1u << lane) - 1u))] = c;
+      flags[c] = 0u;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *count = base;
+}
+
+// Outlier columns of the dequantized weight, contiguous: wc[j][n] for the
+// first kGatheredCapacity outlier columns (the epilogue gathers beyond that).
+__global__ void gather_weight_columns_kernel(const std::int8_t* __restrict__ wq, const float* __restrict__ w_absmax,
+                                             int n, int k_padded, const int* __restrict__ cols,
+                                             const int* __restrict__ count, float* __restrict__ wc) {
+  const int col = blockIdx.x * kThreads + threadIdx.x;
+  if (col >= n) return;
+  const int used = min(*count, kGatheredCapacity);
+  const float s = w_absmax[col] / 127.0f;
+  const std::int8_t* wr = wq + static_cast<std::size_t>(col) * k_padded;
+  for (int j = 0; j < used; ++j) wc[static_cast<std::size_t>(j) * n + col] = wr[cols[j]] * s;
+}
+
+// Step 4: dequantize the int32 product and add the outlier columns' product.
+template <class T>
+__global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
+                                const float* __restrict__ w_absmax, const T* __restrict__ x, int k,
+                                int k_padded, const std::int8_t* __restrict__ wq,
+                                const float* __restrict__ wc, const int* __restrict__ cols,
+                                const int* __restrict__ count_ptr, T* __restrict__ y, int m, int n) {
+  __shared__ float outlier_x[kEpilogueRows][kOutlierChunk];
+  const int col = blockIdx.x * kThreads + threadIdx.x;
+  const int m0 = blockIdx.y * kEpilogueRows;
+  float acc[kEpilogueRows];
+#pragma unroll
+  for (int i = 0; i < kEpilogueRows; ++i) acc[i] = 0.0f;
+  const int count = *count_ptr;
+  for (int j0 = 0; j0 < count; j0 += kOutlierChunk) {
+    const int chunk = min(kOutlierChunk, count - j0);
+    for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += kThreads) {
+      const int i = e / kOutlierChunk, jj = e % kOutlierChunk, row = m0 + i;
+      float r = 0.0f;
+      if (jj < chunk && row < m) {
+        r = to_f(x[static_cast<std::size_t>(row) * k + cols[j0 + jj]]);
+      }
+      outlier_x[i][jj] = r;
+    }
+    __syncthreads();
+    if (col < n) {
+      for (int jj = 0; jj < chunk; ++jj) {
+        const int j = j0 + jj;
+        const float wv = j < kGatheredCapacity
+                             ? wc[static_cast<std::size_t>(j) * n + col]
+                             : wq[static_cast<std::size_t>(col) * k_padded + cols[j]] * (w_absmax[col] / 127.0f);
+#pragma unroll
+        for (int i = 0; i < kEpilogueRows; ++i) acc[i] = fmaf(outlier_x[i][jj], wv, acc[i]);
+      }
+    }
+    __syncthreads();
+  }
+  if (col >= n) return;
+  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
+  const float ca = w_absmax[col];
+#pragma unroll
+  for (int i = 0; i < kEpilogueRows; ++i) {
+    const int row = m0 + i;
+    if (row >= m) break;
+    // The CPU reference's dequantization, operation for operation (no FMA).
+    const float dq = __fmul_rn(static_cast<float>(c32[static_cast<std::size_t>(row) * n_padded + col]),
+                               __fmul_rn(__fmul_rn(row_absmax[row], ca), inv_127_sq));
+    y[static_cast<std::size_t>(row) * n + col] = from_f<T>(dq + acc[i]);
+  }
+}
+
+int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+template <class F>
+void dispatch(Act act, F&& f) {
+  if (act == Act::bf16) f(__nv_bfloat16{});
+  else f(__half{});
+}
+
+}  // namespace
+
+Int8Weight quantize_weight(Act act, const void* w, int n, int k, cudaStream_t stream) {
+  if (n <= 0 || k <= 0) throw CudaError("quantize_weight: empty weight " + std::to_string(n) + "x" + std::to_string(k));
+  Int8Weight q;
+  q.n = n;
+  q.k = k;
+  q.n_padded = round_up(n, 16);
+  q.k_padded = round_up(k, 16);
+  check_cuda(cudaMalloc(&q.data, static_cast<std::size_t>(q.n_padded) * q.k_padded), "cudaMalloc(int8 weight)");
+  check_cuda(cudaMalloc(&q.absmax, sizeof(float) * q.n_padded), "cudaMalloc(weight absmax)");
+  check_cuda(cudaMemsetAsync(q.data, 0, static_cast<std::size_t>(q.n_padded) * q.k_padded, stream), "memset");
+  check_cuda(cudaMemsetAsync(q.absmax, 0, sizeof(float) * q.n_padded, stream), "memset");
+  dispatch(act, [&](auto t) {
+    using T = decltype(t);
+    quantize_weight_kernel<T><<<n, kThreads, 0, stream>>>(static_cast<const T*>(w), k, q.k_padded, q.data, q.absmax);
+  });
+  check_cuda(cudaGetLastError(), "quantize_weight_kernel");
+  return q;
+}
+
+void free_weight(Int8Weight& w) {
+  cudaFree(w.data);
+  cudaFree(w.absmax);
+  w.data = nullptr;
+  w.absmax = nullptr;
+}
+
+LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m, float threshold)
+    : gemm_(gemm), w_(w), act_(act), max_m_(max_m), threshold_(threshold) {
+  if (max_m <= 0) throw CudaError("LlmInt8Layer: max_m must be > 0");
+  check_cuda(cudaMalloc(&x_int8_, static_cast<std::size_t>(max_m) * w.k_padded), "cudaMalloc(int8 activations)");
+  check_cuda(cudaMalloc(&row_absmax_, sizeof(float) * max_m), "cudaMalloc(row absmax)");
+  check_cuda(cudaMalloc(&c32_, sizeof(std::int32_t) * max_m * static_cast<std::size_t>(w.n_padded)), "cudaMalloc(int32 product)");
+  check_cuda(cudaMalloc(&flags_, sizeof(unsigned) * w.k), "cudaMalloc(column flags)");
+  check_cuda(cudaMalloc(&cols_, sizeof(int) * w.k), "cudaMalloc(outlier columns)");
+  check_cuda(cudaMalloc(&count_, sizeof(int)), "cudaMalloc(outlier count)");
+  check_cuda(cudaMalloc(&gathered_, sizeof(float) * static_cast<std::size_t>(std::min(w.k, kGatheredCapacity)) * w.n),
+             "cudaMalloc(gathered outlier weights)");
+  check_cuda(cudaMemset(flags_, 0, sizeof(unsigned) * w.k), "memset flags");  // compact_columns keeps them clear
+  check_cuda(cudaMemset(count_, 0, sizeof(int)), "memset count");
+}
+
+LlmInt8Layer::~LlmInt8Layer() {
+  cudaFree(x_int8_);
+  cudaFree(row_absmax_);
+  cudaFree(c32_);
+  cudaFree(flags_);
+  cudaFree(cols_);
+  cudaFree(count_);
+  cudaFree(gathered_);
+}
+
+void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
+  if (m <= 0 || m > max_m_)
+    throw CudaError("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
+  const bool find_outliers = threshold_ < std::numeric_limits<float>::infinity();
+  dispatch(act_, [&](auto t) {
+    using T = decltype(t);
+    if (find_outliers) {
+      const std::size_t total = static_cast<std::size_t>(m) * w_.k;
+      const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((total + kThreads - 1) / kThreads, 132 * 16));
+      flag_outlier_columns_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), m, w_.k, threshold_, flags_);
+    }
+    quantize_rows_kernel<T><<<m, kThreads, 0, stream>>>(static_cast<const T*>(x), w_.k, w_.k_padded,
+                                                          find_outliers ? flags_ : nullptr, x_int8_, row_absmax_);
+  });
+  check_cuda(cudaGetLastError(), "quantize_rows_kernel");
+  if (find_outliers) {
+    compact_columns_kernel<<<1, 1024, 0, stream>>>(flags_, w_.k, cols_, count_);
+    check_cuda(cudaGetLastError(), "compact_columns_kernel");
+    gather_weight_columns_kernel<<<(w_.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
+        w_.data, w_.absmax, w_.n, w_.k_padded, cols_, count_, gathered_);
+    check_cuda(cudaGetLastError(), "gather_weight_columns_kernel");
+  }
+  gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
+  const dim3 grid((w_.n + kThreads - 1) / kThreads, (m + kEpilogueRows - 1) / kEpilogueRows);
+  dispatch(act_, [&](auto t) {
+    using T = decltype(t);
+    epilogue_kernel<T><<<grid, kThreads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
+                                                      w_.k, w_.k_padded, w_.data, gathered_, cols_, count_,
+                                                      static_cast<T*>(y), m, w_.n);
+  });
+  check_cuda(cudaGetLastError(), "epilogue_kernel");
+}
+
+}  // namespace lowbit::cuda

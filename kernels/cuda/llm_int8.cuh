@@ -1,0 +1,91 @@
+// kernels/cuda/llm_int8.cuh — LLM.int8() and vector-wise int8 matmul on the
+// GPU with no host synchronisation, so a whole layer is one CUDA graph.
+// CPU reference: kernels/cpu/llm_int8.{hpp,cpp}.
+//
+//   Y (M×N) = X (M×K) · Wᵀ,  W: N×K (PyTorch Linear layout)
+//
+// 1. flag_outlier_columns: every column of X with an |x| >= threshold.
+//    quantize_rows: one block per row; row absmax over the other columns,
+//    int8 = round(x · 127 / absmax) half away from zero, outlier columns 0
+//    (kernels/cpu/llm_int8.cpp's rule).
+// 2. compact_columns: flags → an ascending index list and a count, on the
+//    device (bitsandbytes' argwhere is a host sync that costs as much as the
+//    GEMM at decode sizes); it clears the flags for the next call. The
+//    outlier weight columns are gathered, dequantized, into a contiguous
+//    [count][N] fp32 block.
+// 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
+// 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
+//    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
+//    accumulated in fp32, rounded once to the output dtype.
+// Weights are quantized once over whole rows and the outlier product uses
+// their int8 dequantization, as bitsandbytes does (it keeps no 16-bit copy
+// of W); the CPU reference's llm_int8_matmul instead re-quantizes B without
+// the outlier rows and uses the original B there, so the tests compare the
+// integer parts exactly and the outputs to a stated tolerance.
+// With threshold = +inf this is plain vector-wise int8.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "kernels/cuda/cublaslt_gemm.cuh"
+
+namespace lowbit::cuda {
+
+enum class Act : std::uint8_t { bf16, f16 };
+
+// int8 weights quantized once, per output channel (row of W); K and N are
+// padded to multiples of 16 with zeros (cuBLASLt's int8 kernels need it).
+struct Int8Weight {
+  int n = 0, k = 0, n_padded = 0, k_padded = 0;
+  std::int8_t* data = nullptr;  // n_padded × k_padded row-major
+  float* absmax = nullptr;      // [n_padded], 0 for padding rows
+};
+
+// Quantize W (N×K, bf16 or fp16, device) per row. Allocates; free with free_weight.
+Int8Weight quantize_weight(Act act, const void* w, int n, int k, cudaStream_t stream);
+void free_weight(Int8Weight& w);
+
+class LlmInt8Layer {
+ public:
+  // threshold: outlier magnitude (6.0 in LLM.int8); +inf for plain vector-wise int8.
+  LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m,
+               float threshold = 6.0f);
+  ~LlmInt8Layer();
+  LlmInt8Layer(const LlmInt8Layer&) = delete;
+  LlmInt8Layer& operator=(const LlmInt8Layer&) = delete;
+
+  // y (M×N) = x (M×K) · Wᵀ, both row-major in the layer's activation dtype.
+  // No host synchronisation; capturable after the first call for this M
+  // (which tunes the GEMM).
+  void forward(const void* x, void* y, int m, cudaStream_t stream);
+
+  // Device buffers of the last forward, for tests.
+  const std::int8_t* x_int8() const { return x_int8_; }       // max_m × k_padded
+  const float* row_absmax() const { return row_absmax_; }     // [max_m]
+  const std::int32_t* c32() const { return c32_; }            // max_m × n_padded
+  const int* outlier_cols() const { return cols_; }           // [count]
+  const int* outlier_count() const { return count_; }         // one int
+  int k_padded() const { return w_.k_padded; }
+  int n_padded() const { return w_.n_padded; }
+
+ private:
+  LtGemm& gemm_;
+  Int8Weight w_;
+  Act act_;
+  int max_m_;
+  float threshold_;
+  std::int8_t* x_int8_ = nullptr;
+  float* row_absmax_ = nullptr;
+  std::int32_t* c32_ = nullptr;
+  unsigned* flags_ = nullptr;
+  int* cols_ = nullptr;
+  int* count_ = nullptr;
+  float* gathered_ = nullptr;  // dequantized outlier weight columns, [min(k, 512)][n]
+};
+
+}  // namespace lowbit::cuda

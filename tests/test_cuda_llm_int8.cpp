@@ -1,0 +1,260 @@
+// GPU LLM.int8 / vector-wise int8 / FP8 matmuls against the CPU reference
+// (kernels/cpu/llm_int8.hpp, formats/minifloat.hpp) and fp64. Runs on the
+// GPU machine; skips cleanly without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/llm_int8.hpp"
+#include "lowbit/formats/integer.hpp"
+#include "lowbit/formats/minifloats.hpp"
+
+#ifndef LOWBIT_HAVE_CUDA
+TEST(CudaLlmInt8, Skipped) { GTEST_SKIP() << "built without CUDA: GPU tests skipped"; }
+#else
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cublaslt_gemm.cuh"
+#include "kernels/cuda/fp8_quantize.cuh"
+#include "kernels/cuda/llm_int8.cuh"
+
+namespace {
+using namespace lowbit;
+using cuda::Act;
+
+bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+#define SKIP_WITHOUT_GPU() \
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"
+
+template <class T>
+struct DeviceBuffer {
+  T* p = nullptr;
+  explicit DeviceBuffer(std::size_t n) { cuda::check_cuda(cudaMalloc(&p, n * sizeof(T) + 16), "cudaMalloc"); }
+  ~DeviceBuffer() { cudaFree(p); }
+  void upload(const std::vector<T>& v) { cuda::check_cuda(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "H2D"); }
+  std::vector<T> download(std::size_t n) const {
+    std::vector<T> v(n);
+    cuda::check_cuda(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), "D2H");
+    return v;
+  }
+};
+
+// Activations N(0, 1) with `outlier_cols` planted columns of magnitude >= 6
+// (as in LLM activations); values rounded to bf16 so CPU and GPU see the same numbers.
+struct Data {
+  std::vector<std::uint16_t> bits;  // bf16 patterns
+  std::vector<float> values;        // the same values as float
+};
+Data make(std::size_t rows, std::size_t cols, double sigma, std::uint64_t seed, std::vector<std::size_t> outlier_cols = {},
+          float outlier_scale = 20.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, sigma);
+  Data d;
+  d.bits.resize(rows * cols);
+  d.values.resize(rows * cols);
+  for (std::size_t i = 0; i < rows * cols; ++i) {
+    double v = nd(rng);
+    if (std::find(outlier_cols.begin(), outlier_cols.end(), i % cols) != outlier_cols.end()) v *= outlier_scale;
+    d.bits[i] = static_cast<std::uint16_t>(encode(bf16, static_cast<float>(v)));
+    d.values[i] = decode<float>(bf16, d.bits[i]);
+  }
+  return d;
+}
+std::vector<float> transpose(const std::vector<float>& w, std::size_t n, std::size_t k) {  // N×K → K×N
+  std::vector<float> b(n * k);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t c = 0; c < k; ++c) b[c * n + r] = w[r * k + c];
+  return b;
+}
+float bf16_round(float v) { return decode<float>(bf16, encode(bf16, v)); }
+double rel_fro(const std::vector<float>& y, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    num += (y[i] - ref[i]) * (y[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<float> run_layer(cuda::LtGemm& gemm, const Data& x, const Data& w, int m, int k, int n, float threshold) {
+  DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n);
+  dx.upload(x.bits);
+  dw.upload(w.bits);
+  auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, nullptr);
+  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, threshold);
+  layer.forward(dx.p, dy.p, m, nullptr);
+  cuda::check_cuda(cudaDeviceSynchronize(), "sync");
+  auto ybits = dy.download(static_cast<std::size_t>(m) * n);
+  std::vector<float> y(ybits.size());
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = decode<float>(bf16, ybits[i]);
+  cuda::free_weight(q);
+  return y;
+}
+
+// Plain vector-wise int8: the CPU reference computes the same float
+// operations, so the bf16 outputs agree bit for bit — also on shapes that
+// are not multiples of 16 (the GPU pads K and N with zeros).
+TEST(CudaLlmInt8, VectorwiseEqualsCpuBitForBit) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  for (auto [m, k, n] : {std::tuple{37, 100, 53}, std::tuple{64, 512, 256}, std::tuple{1, 4096, 1024}, std::tuple{130, 257, 19}}) {
+    const Data x = make(static_cast<std::size_t>(m), static_cast<std::size_t>(k), 1.0, 11 + m);
+    const Data w = make(static_cast<std::size_t>(n), static_cast<std::size_t>(k), 0.05, 12 + n);
+    const auto y = run_layer(gemm, x, w, m, k, n, INFINITY);
+    const auto b = transpose(w.values, static_cast<std::size_t>(n), static_cast<std::size_t>(k));
+    const auto c = cpu::int8_vectorwise_matmul(x.values.data(), b.data(), m, k, n);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (bf16_round(c[i]) != y[i] && ++bad <= 3) ADD_FAILURE() << m << "x" << k << "x" << n << " at " << i << ": cpu " << c[i] << " gpu " << y[i];
+    EXPECT_EQ(bad, 0u) << m << "x" << k << "x" << n;
+  }
+}
+
+// LLM.int8 with 0, 1, many and all columns outliers: the outlier columns
+// found, and the output close to the fp64 product (stated tolerance: the
+// int8 error of the non-outlier part; bf16 output rounding).
+TEST(CudaLlmInt8, OutlierDecompositionAgainstCpuAndFp64) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  const int m = 48, k = 200, n = 72;
+  const std::vector<std::vector<std::size_t>> cases = {{}, {7}, {3, 50, 51, 120, 199}};
+  for (const auto& cols : cases) {
+    const Data x = make(m, k, 1.0, 21, cols);
+    const Data w = make(n, k, 0.05, 22);
+    const auto y = run_layer(gemm, x, w, m, k, n, 6.0f);
+    const auto b = transpose(w.values, n, k);
+    const auto cpu_result = cpu::llm_int8_matmul(x.values.data(), b.data(), m, k, n, 6.0f, cpu::OutlierPrecision::fp32);
+    EXPECT_EQ(cpu_result.outlier_cols, cols);  // planted columns are the outliers, and only they
+    const auto ref = cpu::matmul_fp64(x.values.data(), b.data(), m, k, n);
+    const double err_gpu = rel_fro(y, ref), err_cpu = rel_fro(cpu_result.c, ref);
+    EXPECT_LT(err_gpu, 2.0 * err_cpu + 4e-3) << "outliers " << cols.size();  // same method, bf16 output
+    EXPECT_LT(err_gpu, 2e-2);
+  }
+  // Every column an outlier: all in the 16-bit path, the int8 part empty.
+  std::vector<std::size_t> all(k);
+  for (int c = 0; c < k; ++c) all[static_cast<std::size_t>(c)] = static_cast<std::size_t>(c);
+  const Data x = make(m, k, 1.0, 31, all, 10.0f);
+  const Data w = make(n, k, 0.05, 32);
+  const auto y = run_layer(gemm, x, w, m, k, n, 6.0f);
+  const auto ref = cpu::matmul_fp64(x.values.data(), transpose(w.values, n, k).data(), m, k, n);
+  EXPECT_LT(rel_fro(y, ref), 1.5e-2);  // only weight int8 error + bf16 output
+}
+
+// The published claim: with planted outlier columns LLM.int8 is >= 10x
+// more accurate than plain vector-wise int8 (same data as the CPU test).
+TEST(CudaLlmInt8, OutliersTenTimesBetterThanPlainInt8) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  const int m = 128, k = 512, n = 256;
+  const Data x = make(m, k, 1.0, 41, {5, 77, 300, 301});
+  const Data w = make(n, k, 0.05, 42);
+  const auto ref = cpu::matmul_fp64(x.values.data(), transpose(w.values, n, k).data(), m, k, n);
+  const double plain = rel_fro(run_layer(gemm, x, w, m, k, n, INFINITY), ref);
+  const double llm = rel_fro(run_layer(gemm, x, w, m, k, n, 6.0f), ref);
+  EXPECT_GE(plain / llm, 10.0) << "plain int8 " << plain << ", LLM.int8 " << llm;
+}
+
+// The whole layer captured in one CUDA graph replays to the eager result.
+TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  const int m = 64, k = 1024, n = 512;
+  const Data x = make(m, k, 1.0, 51, {10, 600});
+  const Data w = make(n, k, 0.05, 52);
+  DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n),
+      dg(static_cast<std::size_t>(m) * n);
+  dx.upload(x.bits);
+  dw.upload(w.bits);
+  cudaStream_t stream;
+  cuda::check_cuda(cudaStreamCreate(&stream), "stream");
+  auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
+  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f);
+  layer.forward(dx.p, dy.p, m, stream);  // tunes the GEMM: not capturable
+  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+  cudaGraph_t graph;
+  cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+  layer.forward(dx.p, dg.p, m, stream);
+  cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
+  cudaGraphExec_t exec;
+  cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+  for (int i = 0; i < 3; ++i) cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
+  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+  EXPECT_EQ(dy.download(static_cast<std::size_t>(m) * n), dg.download(static_cast<std::size_t>(m) * n));
+  int count = 0;
+  cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+  EXPECT_EQ(count, 2);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cuda::free_weight(q);
+  cudaStreamDestroy(stream);
+}
+
+// FP8 current and delayed scaling: codes equal lowbit's e4m3fn encoder on
+// x · (448 / amax), and the FP8 GEMM is close to fp64 on the dequantized operands.
+TEST(CudaFp8, QuantizeWithAmaxEqualsCpuAndGemmMatchesFp64) {
+  SKIP_WITHOUT_GPU();
+  const int m = 96, k = 256, n = 160;
+  const Data x = make(m, k, 2.0, 61), w = make(n, k, 0.05, 62);
+  DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n);
+  DeviceBuffer<std::uint8_t> qx(x.bits.size()), qw(w.bits.size());
+  DeviceBuffer<float> scratch(8);
+  dx.upload(x.bits);
+  dw.upload(w.bits);
+  float* amax = scratch.p;
+  float* x_dq = scratch.p + 1;
+  float* w_dq = scratch.p + 2;
+  float* amax_next = scratch.p + 3;
+  cuda::quantize_e4m3_current(Act::bf16, dx.p, x.bits.size(), qx.p, amax, x_dq, nullptr);
+  cuda::quantize_e4m3_current(Act::bf16, dw.p, w.bits.size(), qw.p, amax + 4, w_dq, nullptr);
+  auto expect_codes = [](const Data& d, float amax_used, const std::vector<std::uint8_t>& got) {
+    const float s = 448.0f / amax_used;
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+      if (encode(e4m3fn, d.values[i] * s) != got[i] && ++bad <= 3) ADD_FAILURE() << "element " << i;
+    EXPECT_EQ(bad, 0u);
+  };
+  float amax_x = 0, amax_w = 0;
+  for (float v : x.values) amax_x = std::max(amax_x, std::fabs(v));
+  for (float v : w.values) amax_w = std::max(amax_w, std::fabs(v));
+  const auto sc = scratch.download(8);
+  EXPECT_EQ(sc[0], amax_x);
+  EXPECT_EQ(sc[4], amax_w);
+  EXPECT_EQ(sc[1], 1.0f / (448.0f / amax_x));
+  expect_codes(x, amax_x, qx.download(x.bits.size()));
+  expect_codes(w, amax_w, qw.download(w.bits.size()));
+
+  cuda::LtGemm gemm;
+  gemm.run(cuda::GemmKind::e4m3_e4m3_bf16, m, n, k, qx.p, qw.p, dy.p, nullptr, x_dq, w_dq);
+  cuda::check_cuda(cudaDeviceSynchronize(), "sync");
+  const auto ybits = dy.download(static_cast<std::size_t>(m) * n);
+  const auto cx = qx.download(x.bits.size()), cw = qw.download(w.bits.size());
+  double num = 0, den = 0;
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int t = 0; t < k; ++t)
+        acc += decode(e4m3fn, cx[static_cast<std::size_t>(i) * k + t]) * decode(e4m3fn, cw[static_cast<std::size_t>(j) * k + t]);
+      acc *= static_cast<double>(sc[1]) * sc[2];
+      const double got = decode<double>(bf16, ybits[static_cast<std::size_t>(i) * n + j]);
+      num += (got - acc) * (got - acc);
+      den += acc * acc;
+    }
+  EXPECT_LT(std::sqrt(num / den), 5e-3);  // fp32 accumulation, bf16 output
+
+  // Delayed scaling: the scale from a given previous amax, this amax recorded.
+  const std::vector<float> prev{amax_x * 2.0f};
+  DeviceBuffer<float> dprev(1);
+  dprev.upload(prev);
+  cuda::quantize_e4m3_delayed(Act::bf16, dx.p, x.bits.size(), qx.p, dprev.p, amax_next, x_dq, nullptr);
+  expect_codes(x, prev[0], qx.download(x.bits.size()));
+  EXPECT_EQ(scratch.download(8)[3], amax_x);
+}
+
+}  // namespace
+#endif
