@@ -6,11 +6,9 @@
 
 namespace lowbit::cuda {
 
-void check_cuda(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw CudaError(std::string(what) + ": " + cudaGetErrorString(e));
-}
 void check_cublas(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw CudaError(std::string(what) + ": cuBLAS status " + std::to_string(int(s)));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw CudaError(static_cast<int>(s), std::string(what) + ": cuBLAS status " + std::to_string(int(s)));
 }
 
 const char* gemm_kind_name(GemmKind k) {
@@ -102,7 +100,7 @@ LtGemm::Plan& LtGemm::plan(GemmKind kind, int m, int n, int k, const void* x, co
   cublasLtMatmulPreferenceDestroy(pref);
   if (hs != CUBLAS_STATUS_SUCCESS || returned == 0) {
     delete p;
-    throw CudaError(std::string("cuBLASLt has no algorithm for ") + gemm_kind_name(kind) + " " + std::to_string(m) +
+    throw CudaError(static_cast<int>(hs), std::string("cuBLASLt has no algorithm for ") + gemm_kind_name(kind) + " " + std::to_string(m) +
                     "x" + std::to_string(n) + "x" + std::to_string(k));
   }
   p->returned = returned;

@@ -15,6 +15,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/timing.cuh"  // CudaError, check
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -24,12 +26,8 @@
 
 namespace lowbit::cuda {
 
-struct CudaError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Throws CudaError naming the call and the error.
-void check_cuda(cudaError_t e, const char* what);
+// Throw CudaError (timing.cuh) naming the call and the error.
+inline void check_cuda(cudaError_t e, const char* what) { check(static_cast<int>(e), what); }
 void check_cublas(cublasStatus_t s, const char* what);
 
 enum class GemmKind : std::uint8_t {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 namespace lowbit::cuda {
@@ -190,7 +191,7 @@ void dispatch(Act act, F&& f) {
 }  // namespace
 
 Int8Weight quantize_weight(Act act, const void* w, int n, int k, cudaStream_t stream) {
-  if (n <= 0 || k <= 0) throw CudaError("quantize_weight: empty weight " + std::to_string(n) + "x" + std::to_string(k));
+  if (n <= 0 || k <= 0) throw std::invalid_argument("quantize_weight: empty weight " + std::to_string(n) + "x" + std::to_string(k));
   Int8Weight q;
   q.n = n;
   q.k = k;
@@ -217,7 +218,7 @@ void free_weight(Int8Weight& w) {
 
 LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m, float threshold)
     : gemm_(gemm), w_(w), act_(act), max_m_(max_m), threshold_(threshold) {
-  if (max_m <= 0) throw CudaError("LlmInt8Layer: max_m must be > 0");
+  if (max_m <= 0) throw std::invalid_argument("LlmInt8Layer: max_m must be > 0");
   check_cuda(cudaMalloc(&x_int8_, static_cast<std::size_t>(max_m) * w.k_padded), "cudaMalloc(int8 activations)");
   check_cuda(cudaMalloc(&row_absmax_, sizeof(float) * max_m), "cudaMalloc(row absmax)");
   check_cuda(cudaMalloc(&c32_, sizeof(std::int32_t) * max_m * static_cast<std::size_t>(w.n_padded)), "cudaMalloc(int32 product)");
@@ -242,7 +243,7 @@ LlmInt8Layer::~LlmInt8Layer() {
 
 void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   if (m <= 0 || m > max_m_)
-    throw CudaError("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
+    throw std::invalid_argument("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
   const bool find_outliers = threshold_ < std::numeric_limits<float>::infinity();
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
