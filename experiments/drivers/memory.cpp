@@ -183,7 +183,7 @@ int run_validate(const std::string& path, const std::string& output) {
   auto f64 = [&](const char* col, std::size_t r) { return std::get<double>(in.column(col).cell(r)); };
   std::vector<double> err_alloc, err_res;
   std::size_t verdict_n = 0, verdict_ok = 0;
-  std::cout << fmt::format("{:<34} {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}  {}\n", "configuration", "est alloc", "meas", "err %",
+  std::cout << fmt::format("{:<60} {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}  {}\n", "configuration", "est alloc", "meas", "err %",
                            "est resv", "meas", "err %", "status");
   for (std::size_t r = 0; r < in.rows(); ++r) {
     const std::string status = str("status", r);
@@ -212,10 +212,10 @@ int run_validate(const std::string& path, const std::string& output) {
       const double ea = e.allocated[e.worst_gpu], er = e.reserved[e.worst_gpu];
       err_alloc.push_back((ea - ma) / ma);
       err_res.push_back((er - mr) / mr);
-      std::cout << fmt::format("{:<34} {:>9} {:>9} {:>+7.1f}  {:>9} {:>9} {:>+7.1f}  {}\n", label.substr(0, 34), mib(ea),
+      std::cout << fmt::format("{:<60} {:>9} {:>9} {:>+7.1f}  {:>9} {:>9} {:>+7.1f}  {}\n", label.substr(0, 60), mib(ea),
                                mib(ma), 100 * err_alloc.back(), mib(er), mib(mr), 100 * err_res.back(), status);
     } else {
-      std::cout << fmt::format("{:<34} {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}  {}\n", label.substr(0, 34),
+      std::cout << fmt::format("{:<60} {:>9} {:>9} {:>7}  {:>9} {:>9} {:>7}  {}\n", label.substr(0, 60),
                                mib(e.allocated[e.worst_gpu]), "-", "", mib(e.reserved[e.worst_gpu]), "-", "", status);
     }
     if (status == "ok" || status == "oom") {  // verdict at the measured GPU's capacity
