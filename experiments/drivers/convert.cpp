@@ -122,7 +122,7 @@ int run(const std::vector<std::string>& args) {
       "rounding", po::value<std::string>()->default_value("nearest")->value_name("R"),
       "nearest|nearest-away|zero|away|stochastic")(
       "seed", po::value<std::uint64_t>()->default_value(0)->value_name("N"), "seed of stochastic rounding")(
-      "saturate", po::bool_switch(), "values beyond the range become +-max finite (the default)")(
+      "saturate", po::bool_switch(), "values beyond the range become +-max finite (default, except with --preset ml_dtypes)")(
       "no-saturate", po::bool_switch(), "values beyond the range become +-inf or NaN, per the format")(
       "flush-subnormals", po::bool_switch(), "results that would be subnormal become +-0")(
       "preset", po::value<std::string>()->default_value("lowbit")->value_name("P"),

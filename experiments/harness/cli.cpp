@@ -210,7 +210,7 @@ int run_main(int argc, const char* const* argv) {
       print_main_help(std::cerr);
       return 2;
     }
-    if (sub == "--help" || sub == "-h") {
+    if (sub == "--help" || sub == "-h" || (sub == "help" && argc == 2)) {
       print_main_help(std::cout);
       return 0;
     }
