@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -89,6 +90,9 @@ TEST(QuantError, Fp8SqnrMatchesIntegral) {
   const double amax = absmax_of_cell(t, 0, "normal");
   const double e4m3 = lt::sqnr_db_normal_scaled(lt::float_format_values(4, 3, lt::Special::fn), amax);
   const double e5m2 = lt::sqnr_db_normal_scaled(lt::float_format_values(5, 2, lt::Special::ieee), amax);
+  std::cout << fmt::format("absmax {:.4f}: e4m3fn measured {:.4f} dB, integral {:.4f} dB; e5m2 measured {:.4f} dB, integral {:.4f} dB\n",
+                           amax, t.column("sqnr_db").float64s[row_of(t, "e4m3fn@tensor")], e4m3,
+                           t.column("sqnr_db").float64s[row_of(t, "e5m2@tensor")], e5m2);
   EXPECT_NEAR(t.column("sqnr_db").float64s[row_of(t, "e4m3fn@tensor")], e4m3, 0.1);
   EXPECT_NEAR(t.column("sqnr_db").float64s[row_of(t, "e5m2@tensor")], e5m2, 0.1);
   // The two differ by about one mantissa bit (6 dB): the test can tell them apart.
@@ -121,6 +125,7 @@ TEST(QuantError, CodebookMseMatchesIntegral) {
     const double top = *std::max_element(levels.begin(), levels.end());
     for (auto& v : levels) v *= amax / top;
     const double expected = lt::expected_mse_normal(levels);
+    std::cout << fmt::format("{}: measured MSE {:.6g}, integral {:.6g}\n", t.column("format").strings[i], t.column("mse").float64s[i], expected);
     EXPECT_NEAR(t.column("mse").float64s[i], expected, 0.01 * expected) << t.column("format").strings[i];
   }
 }
