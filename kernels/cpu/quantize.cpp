@@ -82,6 +82,7 @@ std::vector<GroupRange> group_ranges(const Quantizer& q, const float* x, std::si
 // Everything the element pass needs, per group.
 struct Scales {
   std::vector<float> scale, inv;          // decode multiplier, encode multiplier
+  std::vector<float> enc_scale;           // the s that inv inverts (differs from scale only under +dq)
   std::vector<std::uint32_t> code;
   std::vector<int> zero_point;
   float tensor_encode_scale = 1.0f;
@@ -104,7 +105,7 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
       s.scale[g] = gs.scale;
       s.inv[g] = gs.inv;
       s.code[g] = gs.code;
-      s.zero_point[g] = gs.inv > 0.0f ? round_clamp(-ranges[g].lo * gs.inv, 0, e.integer.qmax()) : 0;
+      s.zero_point[g] = gs.scale > 0.0f ? round_clamp(scale_down(-ranges[g].lo, gs.inv, gs.scale), 0, e.integer.qmax()) : 0;
     }
   } else {
     const float maxv = e.max_value();
@@ -131,6 +132,7 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
   }
   if (q.scale_format() == ScaleFormat::dq) {
     // Elements keep the exact fp32 scale (inv); decoding uses the dq'd one.
+    s.enc_scale = s.scale;
     s.dq = cpu::double_quantize(s.scale.data(), groups, cpu::mean_offset(s.scale.data(), groups), dyn8, 256,
                                 q.edge_mode());
     cpu::double_dequantize(s.dq, groups, s.scale.data());
@@ -147,12 +149,14 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
   const ElementFormat& el = q.element();
   const bool unscaled = q.granularity() == Granularity::none;
   const bool bnb = q.edge_mode() == EdgeMode::bnb;
+  const std::vector<float>& enc_scale = s.enc_scale.empty() ? s.scale : s.enc_scale;
   for (std::size_t i = b; i < e; ++i) {
     const float xi = x[i];
     st.n_nan_in += xi != xi;
     st.n_inf_in += std::fabs(xi) == INFINITY;
     const std::size_t g = unscaled ? 0 : q.group_of(i, cols);
     const float inv = unscaled ? 1.0f : s.inv[g], scale = unscaled ? 1.0f : s.scale[g];
+    const float es = unscaled ? 1.0f : enc_scale[g];
     std::uint32_t code;
     float value;
     if (bnb) {
@@ -163,7 +167,7 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
       if (xi != xi) {
         code = static_cast<std::uint32_t>(z);
       } else {
-        const float y = std::fabs(xi) == INFINITY ? xi : xi * inv;
+        const float y = std::fabs(xi) == INFINITY ? xi : scale_down(xi, inv, es);
         code = encode_int_zero_point(el.integer, y, z);
         const float t = y + static_cast<float>(z);
         st.n_clipped += t < -0.5f || t > static_cast<float>(el.integer.qmax()) * clip_slack;
@@ -171,7 +175,7 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
       value = static_cast<float>(static_cast<int>(code) - z) * scale;
     } else {
       bool clipped = false;
-      code = encode_element(el, xi, inv, clipped);
+      code = encode_element(el, xi, inv, es, clipped);
       st.n_clipped += clipped;
       value = decode_element(el, code) * scale;
     }
@@ -301,7 +305,7 @@ DoubleQuantized double_quantize(const float* scales, std::size_t n, float offset
     for (std::size_t i = b; i < e; ++i) a = std::fmax(a, std::fabs(centered[i]));
     dq.absmax[bi] = a;
     const float inv = safe_inverse(a);
-    for (std::size_t i = b; i < e; ++i) dq.codes[i] = static_cast<std::uint8_t>(encode(cb, centered[i] * inv));
+    for (std::size_t i = b; i < e; ++i) dq.codes[i] = static_cast<std::uint8_t>(encode(cb, scale_down(centered[i], inv, a)));
   }
   return dq;
 }

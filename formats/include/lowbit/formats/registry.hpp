@@ -241,7 +241,7 @@ inline void parse_element(std::string_view full, std::string_view s, ElementForm
   }
   int k = 0;
   if (s.rfind("nf", 0) == 0 && parse_small_int(s.substr(2), k)) {
-    if (k < 2 || k > 8) throw FormatError("format '" + std::string(full) + "': NF-k needs 2 <= k <= 8");
+    if (k < 2 || k > 8) unknown_name(full, "NF-k needs 2 <= k <= 8");
     e.kind = ElementKind::codebook;
     e.codebook = k == 4 ? nf4 : normal_float_codebook(k);
     name = "nf" + std::to_string(k);
@@ -252,7 +252,7 @@ inline void parse_element(std::string_view full, std::string_view s, ElementForm
     const bool zp = digits.size() > 3 && digits.substr(digits.size() - 3) == "-zp";
     if (zp) digits.remove_suffix(3);
     if (parse_small_int(digits, k)) {
-      if (k < 2 || k > 8) throw FormatError("format '" + std::string(full) + "': intK needs 2 <= K <= 8");
+      if (k < 2 || k > 8) unknown_name(full, "intK needs 2 <= K <= 8");
       e.kind = zp ? ElementKind::int_zero_point : ElementKind::int_symmetric;
       e.integer = IntFormat{k, zp};
       name = "int" + std::to_string(k) + (zp ? "-zp" : "");
@@ -260,7 +260,7 @@ inline void parse_element(std::string_view full, std::string_view s, ElementForm
     }
   }
   if (auto spec = find_minifloat(s)) {
-    if (!spec->is_signed())
+    if (!spec->is_signed() && s != full)  // plain conversion to e8m0fnu is fine; scaling into it is not
       throw FormatError("format '" + std::string(full) + "': " + minifloat_name(*spec) +
                         " is unsigned (a scale format), not an element format");
     e.kind = ElementKind::minifloat;

@@ -21,7 +21,7 @@
 //                     Elements are encoded with the exact fp32 scale (as bnb).
 //
 // Arithmetic (the CPU reference; GPU kernels must do the same float ops):
-// encode y = x · inv with inv = 1 / s in float (0 when s = 0), code = element
+// encode y = x · inv with inv = 1 / s in float (0 when s = 0; x / s if 1/s overflows), code = element
 // encode of y; decode x' = value(code) · s in float. Zero-point integers use
 // s = (max(hi, 0) − min(lo, 0)) / qmax, z = round(−min(lo, 0) / s), x' = (q − z) · s.
 //
@@ -32,9 +32,8 @@
 //     (counted as clipped).
 //   * a group with amax = 0 (all zeros, or nothing finite) gets s = 0 (MX:
 //     2^−127) and every finite element the code of 0: no division by zero.
-//   * subnormal-only groups are scaled like any other (s may be subnormal; 1/s
-//     is finite for every s ≥ 2^−126·max_elem; below that inv overflows to +inf
-//     and is clamped to FLT_MAX, counted as clipping where it bites).
+//   * subnormal-only groups are scaled like any other: s may be subnormal;
+//     where 1/s overflows (s < 2^−128) encoding divides by s instead.
 //   * huge values: s ≤ FLT_MAX always; 1/s may be subnormal for amax > 2^126,
 //     costing a few of its 24 bits — irrelevant for ≤ 8-bit elements.
 // bnb mode (codebook elements with fp32 scales only) instead does bnb's raw
@@ -113,10 +112,13 @@ struct GroupScale {
   float inv = 0.0f;
 };
 
-LOWBIT_HD LOWBIT_FORCEINLINE float safe_inverse(float s) {
-  if (!(s > 0.0f)) return 0.0f;
-  const float inv = 1.0f / s;
-  return inv > FLT_MAX ? FLT_MAX : inv;
+// 1/s for encoding: 0 for s = 0; +inf when s < 2^−128 (then scale_down
+// divides instead, so subnormal-only groups keep their precision).
+LOWBIT_HD LOWBIT_FORCEINLINE float safe_inverse(float s) { return s > 0.0f ? 1.0f / s : 0.0f; }
+
+// y = x / s as encoding computes it: x · inv, or x / s where inv overflowed.
+LOWBIT_HD LOWBIT_FORCEINLINE float scale_down(float x, float inv, float s) {
+  return inv <= FLT_MAX ? x * inv : x / s;
 }
 
 // Scale of a group whose finite |x| reach amax (>= 0). `tensor_encode_scale`
@@ -152,8 +154,7 @@ LOWBIT_HD inline GroupScale group_scale(ScaleFormat f, float amax, float max_ele
     case ScaleFormat::e4m3fn: {
       const float s8 = decode<float>(e4m3fn, (g.code = encode(e4m3fn, amax / max_elem * tensor_encode_scale)));
       g.scale = s8 * (1.0f / tensor_encode_scale);  // s8 · (1/S): what NvFp4Block decoding does
-      g.inv = s8 > 0.0f ? tensor_encode_scale / s8 : 0.0f;  // NVIDIA's S_enc / s8
-      if (g.inv > FLT_MAX) g.inv = FLT_MAX;
+      g.inv = s8 > 0.0f ? tensor_encode_scale / s8 : 0.0f;  // NVIDIA's S_enc / s8 (may overflow: scale_down)
       return g;
     }
   }
@@ -171,10 +172,11 @@ LOWBIT_HD inline float tensor_encode_scale(float amax_tensor, float max_elem) {
 
 inline constexpr float clip_slack = 1.0f + 0x1p-20f;
 
-// Encode one element (not zero-point), exact mode. y = x · inv; x itself
-// decides the special cases. Returns the code; sets clipped when |y|
+// Encode one element (not zero-point), exact mode. y = scale_down(x, inv, s);
+// x itself decides the special cases. Returns the code; sets clipped when |y|
 // exceeded the largest value and was saturated.
-LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_element(const ElementFormat& e, float x, float inv, bool& clipped) {
+LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_element(const ElementFormat& e, float x, float inv, float s,
+                                                         bool& clipped) {
   const float maxv = e.max_value();
   if (!(x == x)) {  // NaN
     clipped = false;
@@ -184,7 +186,7 @@ LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_element(const ElementFormat& e
       default: return 0u;
     }
   }
-  float y = x * inv;
+  float y = scale_down(x, inv, s);
   if (fabsf(x) == INFINITY) y = x;  // ±inf stays ±inf (inv may be 0)
   // Saturated beyond the largest value; the slack keeps the last-ulp error of
   // x · (1/s) at x = amax from counting (an fp32 absmax scale never clips).
