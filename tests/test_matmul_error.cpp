@@ -24,6 +24,12 @@ fs::path dir() {
     fs::create_directories(p);
     return p;
   }();
+  static const struct Cleanup {
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  } cleanup;
   return d;
 }
 int run_lowbit(const std::string& args) {
