@@ -8,7 +8,16 @@
 # the call: Debian's libgtest-dev/libeigen3-dev .debs in .deps/ and Python
 # wheels (bitsandbytes, peft) in .whl/ — see scripts/gpu/README.md.
 #   device run: carry [".deps", ".whl"], command: bash scripts/gpu/run.sh [steps...]
-# Steps (default: all): cuda-tests bnb-golden memory
+# Steps (default: cuda-tests bnb-golden memory): cuda-tests bnb-golden memory
+#   kernels   GPU==CPU tests of the blockwise / GEMM kernels (tests/test_cuda_blockwise),
+#             `lowbit kernel-bench`, scripts/peer_bench.py (PyTorch, bitsandbytes) and one
+#             side-by-side table with ratios. Runs the binaries that `build-kernels` made
+#             beforehand on the development machine into .gpubin/ (carry ".gpubin" too).
+#   build-kernels  (NOT on the GPU machine) builds lowbit + tests/test_cuda_blockwise for sm_90
+#             in build/gpu-helper and copies them with their non-system shared libraries
+#             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
+#   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise
+#   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/lowbit-gpu-out}"
@@ -16,6 +25,38 @@ mkdir -p "$OUT"
 steps="${*:-cuda-tests bnb-golden memory}"
 summary=()
 log() { echo "== $*" >> "$OUT/summary.txt"; }
+
+if [[ " $steps " == *" build-kernels "* ]]; then
+  bdir=build/gpu-helper
+  cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real > "$OUT/build_kernels.log" 2>&1 &&
+    cmake --build "$bdir" --target lowbit test_cuda_blockwise -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
+    { tail -n 30 "$OUT/build_kernels.log"; exit 1; }
+  rm -rf .gpubin && mkdir -p .gpubin/lib
+  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" .gpubin/
+  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise | awk '/=> \//{print $3}' | sort -u |
+    grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudart|libcublas|libcublasLt|libcuda|libpthread|libdl|librt|libresolv|libutil|libnss[^/]*)\.so' |
+    xargs -r -I{} cp -L {} .gpubin/lib/
+  strip .gpubin/lowbit .gpubin/test_cuda_blockwise 2>/dev/null
+  # bitsandbytes without its other CUDA / ROCm builds (129 MB → 4 MB), so that
+  # .gpubin alone stays under the 64 MiB carry limit (.whl need not travel).
+  mkdir -p .gpubin/wheels
+  python3 - <<'PY' || echo "build-kernels: no slim bitsandbytes wheel (.whl/bitsandbytes-*.whl missing?)"
+import glob, re, zipfile
+src = sorted(glob.glob(".whl/bitsandbytes-*.whl"))[-1]
+drop = lambda n: re.search(r"libbitsandbytes_(cuda(?!130)|rocm|xpu)", n) is not None
+with zipfile.ZipFile(src) as zi, zipfile.ZipFile(".gpubin/wheels/" + src.split("/")[-1], "w", zipfile.ZIP_DEFLATED) as zo:
+    for info in zi.infolist():
+        if drop(info.filename):
+            continue
+        data = zi.read(info.filename)
+        if info.filename.endswith("RECORD"):
+            data = "\n".join(l for l in data.decode().split("\n") if not drop(l.split(",")[0])).encode()
+        zo.writestr(info, data)
+PY
+  grep -qx '/.gpubin/' .git/info/exclude 2>/dev/null || echo '/.gpubin/' >> .git/info/exclude
+  echo "build-kernels: $(du -sh .gpubin | cut -f1) in .gpubin ($(ls .gpubin/lib | wc -l) libraries)"
+  exit 0
+fi
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 
@@ -55,4 +96,63 @@ if [[ " $steps " == *" memory "* ]] && [ -f scripts/measure_memory.py ]; then
   tail -n 40 "$OUT/memory.log"
 fi
 
+if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* ]]; then
+  if [ -x .gpubin/lowbit ]; then
+    # The cuBLASLt / cudart of the machine's CUDA (too large to carry), then the carried libraries.
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+             $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib"))' 2>/dev/null); do
+      [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+    done
+    export LD_LIBRARY_PATH="$PWD/.gpubin/lib:${LD_LIBRARY_PATH:-}"
+    ldd .gpubin/lowbit | grep "not found" && log "kernels: missing libraries (above)"
+  else
+    log "kernels: .gpubin/lowbit missing — run \`bash scripts/gpu/run.sh build-kernels\` first and carry .gpubin"
+  fi
+fi
+
+if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
+  if ! python3 -c 'import bitsandbytes' 2>/dev/null && ls .gpubin/wheels/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-kb \
+      .gpubin/wheels/*.whl && export PYTHONPATH="/tmp/site-kb:${PYTHONPATH:-}"
+  fi
+  t0=$(date +%s)
+  timeout ${T_TESTS:-120} .gpubin/test_cuda_blockwise > "$OUT/test_blockwise.log" 2>&1; rc=$?
+  log "kernel tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_blockwise.log" | tr '\n' ' ')) $(( $(date +%s) - t0 )) s"
+  grep -E "Failure|FAILED|Expected|Which is|differ" "$OUT/test_blockwise.log" | head -20
+  t0=$(date +%s)
+  timeout ${T_KB:-200} .gpubin/lowbit kernel-bench ${KB_ARGS:-} -o "$OUT/kernel_bench.h5" --json "$OUT/kernel_bench.json" \
+    > "$OUT/kernel_bench.log" 2>&1; rc=$?
+  log "kernel-bench: exit $rc after $(( $(date +%s) - t0 )) s"
+  tail -n 5 "$OUT/kernel_bench.log"
+  t0=$(date +%s)
+  PYTHONUNBUFFERED=1 timeout ${T_PEERS:-200} python3 scripts/peer_bench.py run ${PB_ARGS:-} -o "$OUT/peer_bench.h5" \
+    > "$OUT/peer_bench.log" 2>&1; rc=$?
+  log "peer_bench: exit $rc after $(( $(date +%s) - t0 )) s"
+  tail -n 5 "$OUT/peer_bench.log"
+  python3 scripts/peer_bench.py compare "$OUT/kernel_bench.h5" "$OUT/peer_bench.h5" -o "$OUT/compare.txt" \
+    > /dev/null 2>"$OUT/compare.err" || log "compare failed: $(tail -n 3 "$OUT/compare.err")"
+fi
+
+if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; then
+  t0=$(date +%s)
+  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
+    > "$OUT/memcheck_blockwise.log" 2>&1; rc=$?
+  log "memcheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY' "$OUT/memcheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
+  t0=$(date +%s)
+  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
+    > "$OUT/racecheck_blockwise.log" 2>&1; rc=$?
+  log "racecheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/racecheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
+fi
+
+if [[ " $steps " == *" ncu "* ]] && [ -x .gpubin/lowbit ] && command -v ncu >/dev/null; then
+  timeout ${T_NCU:-60} ncu --clock-control none -k regex:'gemm4_kernel|dequant4_kernel|quant4_kernel' -c 3 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+    --section WarpStateStats --section ComputeWorkloadAnalysis \
+    .gpubin/lowbit kernel-bench --ops dequant,quant,gemm --shapes 8192x8192 --m 1 --elements 67108864 \
+      --dequant-formats nf4@64 --quant-formats nf4@64 --gemm-formats nf4@64 --reps 1 --warmup 0 --calls 1 \
+      -o /tmp/ncu_kb.h5 -q > "$OUT/ncu.txt" 2>&1; rc=$?
+  log "ncu: exit $rc"
+fi
+
 echo; cat "$OUT/summary.txt"
+[ -f "$OUT/compare.txt" ] && cat "$OUT/compare.txt"

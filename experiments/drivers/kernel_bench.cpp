@@ -1,0 +1,592 @@
+// lowbit kernel-bench — times lowbit's CUDA kernels and the ceilings they are
+// judged against, in one run on one GPU.
+//
+//   lowbit kernel-bench                       # the default set (issue 8's shapes)
+//   lowbit kernel-bench --ops dequant,gemm --shapes 8192x8192 --m 1,16
+//   lowbit kernel-bench --quick -o kb.h5 --json kb.json
+//
+// Every operation is timed two ways (kernels/cuda/timing.cuh): eager (events
+// around `--calls` launches from the host, per call) and graph (the same
+// launches captured in a CUDA graph, each replay timed); --warmup rounds, then
+// --reps (≥ 50) timed rounds; median, p10/p90, min/max. Inputs are random
+// (never zeros) and rotated over enough copies that together they exceed 4×
+// the L2 cache. The ceilings are measured first, in the same run: the
+// device-to-device copy rate (bytes read + written) and cuBLASLt's bf16 GEMM
+// rate at 8192³; each row gives GB/s, % of the copy rate and, for the 4-bit
+// GEMM, the time over its weight-bytes ideal at that rate.
+//
+// Output: the `kernel_bench` table of an HDF5 results file (-o; GPU name,
+// clocks, driver and CUDA version as root attributes) and, where lowbit was
+// built with Google Benchmark, the same rows as Google Benchmark JSON
+// (--json), its runner carrying the CUDA-event medians as manual times.
+// Exit status: 0 measured; 77 no CUDA device or built without CUDA (nothing
+// measured, said on stderr); 2 bad options; 1 a CUDA failure (said).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "experiments/harness/cli.hpp"
+#include "experiments/harness/results.hpp"
+#include "experiments/harness/text_table.hpp"
+#include "lowbit/formats/registry.hpp"
+
+#ifdef LOWBIT_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cpu/quantize.hpp"
+#include "kernels/cuda/blockwise.cuh"
+#include "kernels/cuda/gemm4.cuh"
+#include "kernels/cuda/timing.cuh"
+#endif
+#ifdef LOWBIT_HAVE_GBENCH
+#include <benchmark/benchmark.h>
+#endif
+
+namespace lowbit::harness {
+namespace {
+
+Table kernel_bench_schema() {
+  using enum ColumnType;
+  Table t("kernel_bench", "GPU kernel timings: lowbit's CUDA kernels, cuBLASLt and the copy ceiling (and, from "
+                          "scripts/peer_bench.py, PyTorch and bitsandbytes), median per call over timed rounds");
+  t.add_column("op", string, "", "operation: copy, gemm (16-bit reference GEMM), dequantize, quantize, gemm4 (fused 4-bit GEMV/GEMM), dequant_gemm (dequantize to bf16 then cuBLASLt)")
+      .add_column("impl", string, "", "implementation: lowbit, cublaslt, cuda (cudaMemcpy), torch, torch.compile, tinygemm, bnb")
+      .add_column("format", string, "", "quantizer name (registry), or the dtype for 16-bit references")
+      .add_column("dtype", string, "", "activation / output dtype (dequantize: output; quantize: input)")
+      .add_column("elements", uint64, "1", "elements (de)quantized per call; M*K*... not used for GEMMs")
+      .add_column("M", uint64, "1", "GEMM rows of x and y (tokens); 0 for elementwise ops")
+      .add_column("K", uint64, "1", "GEMM reduction size (in features); 0 for elementwise ops")
+      .add_column("N", uint64, "1", "GEMM output features; 0 for elementwise ops")
+      .add_column("mode", string, "", "eager (one host launch per call) or graph (calls captured in a CUDA graph)")
+      .add_column("median_us", float64, "us", "median time per call")
+      .add_column("p10_us", float64, "us", "10th percentile time per call")
+      .add_column("p90_us", float64, "us", "90th percentile time per call")
+      .add_column("min_us", float64, "us", "fastest timed round, per call")
+      .add_column("max_us", float64, "us", "slowest timed round, per call")
+      .add_column("reps", int64, "1", "timed rounds")
+      .add_column("calls", int64, "1", "calls per timed round")
+      .add_column("rotation", int64, "1", "input buffer sets rotated over (L2 defeated)")
+      .add_column("bytes", float64, "B", "fewest bytes the op must move per call: each input read once, each output written once")
+      .add_column("flops", float64, "FLOP", "floating-point operations per call (2*M*N*K for GEMMs, 0 otherwise)")
+      .add_column("gbps", float64, "GB/s", "bytes / median time (1e9 B/s)")
+      .add_column("tflops", float64, "TFLOP/s", "flops / median time")
+      .add_column("pct_copy", float64, "%", "gbps as % of the device-to-device copy rate measured in the same run")
+      .add_column("ideal_us", float64, "us", "bytes at the measured copy rate: the memory floor")
+      .add_column("x_ideal", float64, "1", "median time / ideal_us")
+      .add_column("gpu", string, "", "GPU name");
+  return t;
+}
+
+#ifndef LOWBIT_HAVE_CUDA
+
+int run_cli(const std::vector<std::string>& args) {
+  OptionParser parser("kernel-bench", "[options]", "Time lowbit's CUDA kernels (needs a CUDA build).");
+  parser.add()("output,o", boost::program_options::value<std::string>(), "results file");
+  if (!parser.parse(args)) return 0;
+  std::cerr << "kernel-bench: this lowbit was built without CUDA (no nvcc at configure time); nothing measured\n";
+  return 77;
+}
+
+#else
+
+using namespace lowbit::cuda;
+
+struct Options {
+  std::vector<std::string> ops;
+  std::vector<std::pair<std::size_t, std::size_t>> shapes;  // K × N
+  std::vector<std::size_t> ms;
+  std::vector<std::string> dequant_formats, quant_formats, gemm_formats;
+  std::size_t elements = std::size_t{1} << 28;
+  TimingConfig timing;
+  bool quiet = false;
+};
+
+struct Bench {
+  Options opt;
+  DeviceInfo dev;
+  double copy_gbps = 0;
+  Table table = kernel_bench_schema();
+  cudaStream_t stream = nullptr;
+  struct Summary {
+    std::string label;
+    Timing eager, graph;
+    double bytes, flops;
+  };
+  std::vector<Summary> summary;
+
+  std::size_t rotation_for(double bytes_per_call) const {
+    const double target = 4.0 * static_cast<double>(dev.l2_bytes ? dev.l2_bytes : (50u << 20));
+    const auto r = static_cast<std::size_t>(std::ceil(target / std::max(bytes_per_call, 1.0)));
+    return std::clamp<std::size_t>(r, 2, 16);
+  }
+
+  void add(const std::string& op, const std::string& impl, const std::string& format, const std::string& dtype,
+           std::uint64_t elements, std::uint64_t M, std::uint64_t K, std::uint64_t N, const Timing& t,
+           const char* mode, std::size_t rotation, double bytes, double flops) {
+    const double s = t.median_us * 1e-6;
+    const double gbps = bytes / s / 1e9;
+    const double ideal_us = copy_gbps > 0 ? bytes / (copy_gbps * 1e9) * 1e6 : 0.0;
+    table.add_row({op, impl, format, dtype, elements, M, K, N, std::string(mode), t.median_us, t.p10_us, t.p90_us,
+                   t.min_us, t.max_us, std::int64_t{t.reps}, std::int64_t{t.calls}, static_cast<std::int64_t>(rotation),
+                   bytes, flops, gbps, flops / s / 1e12, copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0, ideal_us,
+                   ideal_us > 0 ? t.median_us / ideal_us : 0.0, dev.name});
+  }
+
+  // Time `launch` both ways and record two rows.
+  void measure(const std::string& op, const std::string& impl, const std::string& format, const std::string& dtype,
+               std::uint64_t elements, std::uint64_t M, std::uint64_t K, std::uint64_t N, std::size_t rotation,
+               double bytes, double flops, const LaunchFn& launch, TimingConfig cfg = {}) {
+    if (cfg.reps == TimingConfig{}.reps && cfg.calls == TimingConfig{}.calls) cfg = opt.timing;
+    const Timing e = time_eager(launch, cfg, stream);
+    const Timing g = time_graph(launch, cfg, stream);
+    add(op, impl, format, dtype, elements, M, K, N, e, "eager", rotation, bytes, flops);
+    add(op, impl, format, dtype, elements, M, K, N, g, "graph", rotation, bytes, flops);
+    const std::string shape = M ? fmt::format("M={} K={} N={}", M, K, N) : fmt::format("n={}", elements);
+    summary.push_back({fmt::format("{:<12} {:<9} {:<16} {:<5} {}", op, impl, format, dtype, shape), e, g, bytes, flops});
+    if (!opt.quiet)
+      std::cerr << fmt::format("  {:<70} eager {:9.2f} us  graph {:9.2f} us  {:7.1f} GB/s ({:5.1f} % copy)\n",
+                               summary.back().label, e.median_us, g.median_us, bytes / (g.median_us * 1e3),
+                               copy_gbps > 0 ? 100.0 * bytes / (g.median_us * 1e3) / copy_gbps : 0.0);
+  }
+};
+
+// The quantizer's 4-bit table (codebook, or a 4-bit minifloat's / int4's values).
+Table16 table4(const Quantizer& q) {
+  const ElementFormat& e = q.element();
+  if (e.kind == ElementKind::codebook) return make_table16(e.codebook);
+  Table16 t{};
+  for (std::uint32_t c = 0; c < 16; ++c) t.value[c] = decode_element(e, c);
+  t.max_magnitude = e.max_value();
+  return t;
+}
+
+bool is_mx8(const Quantizer& q) {
+  return q.element().kind == ElementKind::minifloat && q.element_bits() == 8 && q.scale_format() == ScaleFormat::e8m0 &&
+         q.granularity() == Granularity::block && q.block_size() == 32;
+}
+bool is_4bit_fp32_block(const Quantizer& q) {
+  return q.element_bits() == 4 && q.granularity() == Granularity::block &&
+         (q.scale_format() == ScaleFormat::fp32 || q.scale_format() == ScaleFormat::dq) &&
+         q.element().kind != ElementKind::int_zero_point;
+}
+
+// A 4-bit blockwise tensor on the device: codes and scales (plain or dq) from
+// random normal data, quantized by lowbit's own GPU kernel (exact mode); dq
+// scales by the CPU reference from the GPU's absmax.
+struct Quantized4 {
+  DeviceBuffer codes, absmax, dq_codes, dq_absmax;
+  BlockScales scales;
+};
+Quantized4 make_quantized4(const Quantizer& q, std::size_t n, std::uint64_t seed, cudaStream_t st) {
+  Quantized4 t;
+  const std::size_t B = q.block_size(), blocks = (n + B - 1) / B;
+  DeviceBuffer x(n * 2, "bf16 source");
+  fill_random_normal(x.get(), n, 2, 1.0f, seed, st);
+  t.codes = DeviceBuffer((n + 1) / 2, "4-bit codes");
+  t.absmax = DeviceBuffer(blocks * 4, "absmax");
+  const ElementFormat& e = q.element();
+  if (e.kind == ElementKind::codebook) {
+    check(quantize_4bit(table4(q), x.get(), DType::bf16, n, B, EdgeMode::exact, t.codes.as<std::uint8_t>(),
+                        t.absmax.as<float>(), st),
+          "quantize_4bit");
+  } else {  // int4 / e2m1fn: random codes, random positive scales (the kernels time the same either way)
+    fill_random_bytes(t.codes.get(), t.codes.bytes(), seed + 1, st);
+    fill_random_uniform_f32(t.absmax.as<float>(), blocks, 0.01f, 0.2f, seed + 2, st);
+  }
+  if (q.double_quantized()) {
+    std::vector<float> a(blocks);
+    check(cudaMemcpyAsync(a.data(), t.absmax.get(), blocks * 4, cudaMemcpyDeviceToHost, st), "absmax to host");
+    check(cudaStreamSynchronize(st), "absmax to host");
+    const cpu::DoubleQuantized dq = cpu::double_quantize(a.data(), blocks, cpu::mean_offset(a.data(), blocks));
+    t.dq_codes = DeviceBuffer(dq.codes.size(), "dq codes");
+    t.dq_absmax = DeviceBuffer(dq.absmax.size() * 4, "dq absmax");
+    check(cudaMemcpy(t.dq_codes.get(), dq.codes.data(), dq.codes.size(), cudaMemcpyHostToDevice), "dq codes");
+    check(cudaMemcpy(t.dq_absmax.get(), dq.absmax.data(), dq.absmax.size() * 4, cudaMemcpyHostToDevice), "dq absmax");
+    t.scales.dq_codes = t.dq_codes.as<std::uint8_t>();
+    t.scales.dq_absmax = t.dq_absmax.as<float>();
+    t.scales.dq_offset = dq.offset;
+  } else {
+    t.scales.absmax = t.absmax.as<float>();
+  }
+  check(cudaStreamSynchronize(st), "make_quantized4");
+  return t;
+}
+
+double scale_bytes(const Quantizer& q, std::size_t n) {
+  const std::size_t B = q.block_size(), blocks = (n + B - 1) / B;
+  if (q.double_quantized()) return static_cast<double>(blocks) + 4.0 * std::ceil(blocks / 256.0) + 4.0;
+  if (q.scale_format() == ScaleFormat::e8m0) return static_cast<double>(blocks);
+  return 4.0 * static_cast<double>(blocks);
+}
+
+void run_ceilings(Bench& b) {
+  double gbps = 0;
+  TimingConfig c = b.opt.timing;
+  const std::size_t bytes = std::size_t{1} << 30;
+  const Timing t = time_copy(bytes, c, b.stream, &gbps);
+  b.copy_gbps = gbps;
+  b.add("copy", "cuda", "", "", bytes, 0, 0, 0, t, "eager", 1, 2.0 * bytes, 0);
+  if (!b.opt.quiet)
+    std::cerr << fmt::format("  copy ceiling: {:.1f} GB/s (1 GiB device-to-device, read + written; median {:.1f} us)\n",
+                             gbps, t.median_us);
+  // cuBLASLt bf16 GEMM 8192³ (the matrix ceiling).
+  const std::size_t S = 8192;
+  DeviceBuffer x(S * S * 2, "gemm x"), w(S * S * 2, "gemm w"), y(S * S * 2, "gemm y");
+  fill_random_normal(x.get(), S * S, 2, 1.0f, 3, b.stream);
+  fill_random_normal(w.get(), S * S, 2, 1.0f, 4, b.stream);
+  LtMatmul mm(S, S, S, true);
+  TimingConfig g{.warmup = 3, .reps = std::max(20, b.opt.timing.reps / 2), .calls = 3};
+  b.measure("gemm", "cublaslt", "bf16", "bf16", 0, S, S, S, 1, 3.0 * S * S * 2, 2.0 * S * S * S,
+            [&](void* st, int) { mm.run(x.get(), w.get(), y.get(), st); }, g);
+}
+
+void run_dequant(Bench& b) {
+  const std::size_t n = b.opt.elements;
+  for (const auto& name : b.opt.dequant_formats) {
+    const Quantizer q = parse_quantizer(name);
+    std::vector<DType> outs = {DType::bf16};
+    if (name == "nf4@64") outs = {DType::bf16, DType::f16, DType::f32};
+    if (is_mx8(q)) {
+      const std::size_t rot = 2;
+      std::vector<DeviceBuffer> codes, scales;
+      for (std::size_t r = 0; r < rot; ++r) {
+        DeviceBuffer x(n * 2, "bf16 source");
+        fill_random_normal(x.get(), n, 2, 1.0f, 10 + r, b.stream);
+        codes.emplace_back(n, "mx8 codes");
+        scales.emplace_back(n / 32 + 1, "mx8 scales");
+        check(quantize_mx8(q.element().spec, x.get(), DType::bf16, n, codes.back().as<std::uint8_t>(),
+                           scales.back().as<std::uint8_t>(), b.stream),
+              "quantize_mx8");
+      }
+      for (DType o : outs) {
+        DeviceBuffer out(n * dtype_bytes(o), "dequantize output");
+        const double bytes = n + scale_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
+        b.measure("dequantize", "lowbit", q.name(), dtype_name(o), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
+          check(dequantize_mx8(q.element().spec, codes[i % rot].as<std::uint8_t>(), scales[i % rot].as<std::uint8_t>(),
+                               n, out.get(), o, st),
+                "dequantize_mx8");
+        });
+      }
+      continue;
+    }
+    if (!is_4bit_fp32_block(q)) {
+      std::cerr << "  kernel-bench: dequantize " << name << ": no GPU kernel for this format yet; skipped\n";
+      continue;
+    }
+    const std::size_t rot = 2;
+    std::vector<Quantized4> sets;
+    for (std::size_t r = 0; r < rot; ++r) sets.push_back(make_quantized4(q, n, 20 + r, b.stream));
+    const Table16 t = table4(q);
+    for (DType o : outs) {
+      DeviceBuffer out(n * dtype_bytes(o), "dequantize output");
+      const double bytes = n / 2.0 + scale_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
+      b.measure("dequantize", "lowbit", q.name(), dtype_name(o), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
+        const Quantized4& s = sets[i % rot];
+        check(dequantize_4bit(t, s.codes.as<std::uint8_t>(), s.scales, n, q.block_size(), out.get(), o, st),
+              "dequantize_4bit");
+      });
+    }
+  }
+}
+
+void run_quant(Bench& b) {
+  const std::size_t n = b.opt.elements;
+  for (const auto& name : b.opt.quant_formats) {
+    const Quantizer q = parse_quantizer(name);
+    const bool mx8 = is_mx8(q);
+    if (!mx8 && !(is_4bit_fp32_block(q) && q.element().kind == ElementKind::codebook && !q.double_quantized())) {
+      std::cerr << "  kernel-bench: quantize " << name << ": no GPU kernel for this format yet; skipped\n";
+      continue;
+    }
+    std::vector<DType> ins = {DType::bf16};
+    if (mx8 || name == "nf4@64") ins = {DType::bf16, DType::f32};
+    for (DType in : ins) {
+      const std::size_t rot = 2;
+      std::vector<DeviceBuffer> xs;
+      for (std::size_t r = 0; r < rot; ++r) {
+        xs.emplace_back(n * dtype_bytes(in), "quantize input");
+        fill_random_normal(xs.back().get(), n, in == DType::f32 ? 0 : 2, 1.0f, 30 + r, b.stream);
+      }
+      const std::size_t B = q.block_size();
+      DeviceBuffer codes(mx8 ? n : (n + 1) / 2, "codes"), scales((n / B + 1) * 4, "scales");
+      const double bytes = static_cast<double>(n) * dtype_bytes(in) + (mx8 ? n : n / 2.0) + scale_bytes(q, n);
+      const Table16 t = mx8 ? Table16{} : table4(q);
+      b.measure("quantize", "lowbit", q.name(), dtype_name(in), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
+        if (mx8)
+          check(quantize_mx8(q.element().spec, xs[i % rot].get(), in, n, codes.as<std::uint8_t>(),
+                             scales.as<std::uint8_t>(), st),
+                "quantize_mx8");
+        else
+          check(quantize_4bit(t, xs[i % rot].get(), in, n, B, q.edge_mode(), codes.as<std::uint8_t>(),
+                              scales.as<float>(), st),
+                "quantize_4bit");
+      });
+    }
+  }
+}
+
+void run_gemm(Bench& b) {
+  for (const auto& [K, N] : b.opt.shapes) {
+    // bf16 references: cuBLASLt on bf16 weights (rotated).
+    const double wbytes16 = 2.0 * K * N;
+    const std::size_t rot16 = b.rotation_for(wbytes16);
+    std::vector<DeviceBuffer> w16;
+    for (std::size_t r = 0; r < rot16; ++r) {
+      w16.emplace_back(K * N * 2, "bf16 weight");
+      fill_random_normal(w16.back().get(), K * N, 2, 0.02f, 40 + r, b.stream);
+    }
+    const std::size_t maxM = *std::max_element(b.opt.ms.begin(), b.opt.ms.end());
+    std::vector<DeviceBuffer> xs;
+    for (std::size_t r = 0; r < 16; ++r) {
+      xs.emplace_back(maxM * K * 2, "activations");
+      fill_random_normal(xs.back().get(), maxM * K, 2, 1.0f, 60 + r, b.stream);
+    }
+    DeviceBuffer y(maxM * N * 4, "gemm output");
+    for (std::size_t M : b.opt.ms) {
+      LtMatmul mm(M, N, K, true);
+      const double bytes = wbytes16 + 2.0 * M * K + 2.0 * M * N;
+      b.measure("gemm", "cublaslt", "bf16", "bf16", 0, M, K, N, rot16, bytes, 2.0 * M * N * K,
+                [&](void* st, int i) { mm.run(xs[i % 16].get(), w16[i % rot16].get(), y.get(), st); });
+    }
+    w16.clear();
+    for (const auto& name : b.opt.gemm_formats) {
+      const Quantizer q = parse_quantizer(name);
+      if (!is_4bit_fp32_block(q) || q.block_size() % 64 != 0 || K % 64 != 0) {
+        std::cerr << "  kernel-bench: gemm4 " << name << ": needs a 4-bit format with fp32/dq blocks of 64k; skipped\n";
+        continue;
+      }
+      const std::size_t n = K * N;
+      const double wbytes = n / 2.0 + scale_bytes(q, n);
+      const std::size_t rot = b.rotation_for(wbytes);
+      std::vector<Quantized4> sets;
+      for (std::size_t r = 0; r < rot; ++r) sets.push_back(make_quantized4(q, n, 80 + r, b.stream));
+      const Table16 t = table4(q);
+      DeviceBuffer deq(n * 2, "dequantized weight");
+      // Only the primary format at every M; the others at M = 1.
+      const bool primary = name == b.opt.gemm_formats.front();
+      for (std::size_t M : b.opt.ms) {
+        if (!primary && M != b.opt.ms.front()) continue;
+        for (DType act : {DType::bf16, DType::f16}) {
+          if (act == DType::f16 && !(primary && M == 1)) continue;
+          const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
+          b.measure("gemm4", "lowbit", q.name(), dtype_name(act), 0, M, K, N, rot, bytes, 2.0 * M * N * K,
+                    [&](void* st, int i) {
+                      const Quantized4& s = sets[i % rot];
+                      Weight4 w;
+                      w.codes = s.codes.as<std::uint8_t>();
+                      w.scales = s.scales;
+                      w.block = q.block_size();
+                      w.N = N;
+                      w.K = K;
+                      w.table = t;
+                      check(gemm_4bit(xs[i % 16].get(), act, M, w, y.get(), st), "gemm_4bit");
+                    });
+        }
+        if (primary) {  // dequantize to bf16, then cuBLASLt: the unfused way
+          LtMatmul mm(M, N, K, true);
+          const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
+          b.measure("dequant_gemm", "lowbit+cublaslt", q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,
+                    [&](void* st, int i) {
+                      const Quantized4& s = sets[i % rot];
+                      check(dequantize_4bit(t, s.codes.as<std::uint8_t>(), s.scales, n, q.block_size(), deq.get(),
+                                            DType::bf16, st),
+                            "dequantize_4bit");
+                      mm.run(xs[i % 16].get(), deq.get(), y.get(), st);
+                    });
+        }
+      }
+    }
+  }
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> parse_shapes(const std::vector<std::string>& items) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (const auto& s : items) {
+    const auto x = s.find('x');
+    std::size_t k = 0, n = 0;
+    try {
+      if (x == std::string::npos) throw std::invalid_argument(s);
+      std::size_t used = 0;
+      k = std::stoull(s.substr(0, x), &used);
+      if (used != x) throw std::invalid_argument(s);
+      n = std::stoull(s.substr(x + 1), &used);
+      if (used != s.size() - x - 1) throw std::invalid_argument(s);
+    } catch (const std::exception&) {
+      throw UsageError("kernel-bench: --shapes: '" + s + "' is not KxN (e.g. 8192x28672)");
+    }
+    if (k == 0 || n == 0 || k % 64 != 0)
+      throw UsageError("kernel-bench: --shapes: '" + s + "': K and N must be positive and K a multiple of 64");
+    out.emplace_back(k, n);
+  }
+  return out;
+}
+
+std::size_t parse_size(const std::string& s, const char* what) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(s, &used);
+    if (used != s.size() || !(v >= 1) || v > 1e12 || v != std::floor(v)) throw std::invalid_argument(s);
+    return static_cast<std::size_t>(v);
+  } catch (const std::exception&) {
+    throw UsageError(std::string("kernel-bench: ") + what + ": '" + s + "' is not a positive integer");
+  }
+}
+
+#ifdef LOWBIT_HAVE_GBENCH
+class NullReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>&) override {}
+};
+
+void write_gbench_json(const Bench& b, const std::string& path) {
+  for (const auto& s : b.summary) {
+    for (int g = 0; g < 2; ++g) {
+      const Timing t = g ? s.graph : s.eager;
+      const double bytes = s.bytes, flops = s.flops;
+      benchmark::RegisterBenchmark((s.label + (g ? " graph" : " eager")).c_str(),
+                                   [t, bytes, flops](benchmark::State& st) {
+                                     for (auto _ : st) st.SetIterationTime(t.median_us * 1e-6);
+                                     st.counters["p10_us"] = t.p10_us;
+                                     st.counters["p90_us"] = t.p90_us;
+                                     st.counters["reps"] = t.reps;
+                                     st.counters["bytes"] = bytes;
+                                     st.counters["GBps"] = bytes / (t.median_us * 1e3);
+                                     if (flops > 0) st.counters["TFLOPps"] = flops / (t.median_us * 1e6);
+                                   })
+          ->UseManualTime()
+          ->Iterations(1)
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
+  std::string out_flag = "--benchmark_out=" + path, fmt_flag = "--benchmark_out_format=json";
+  std::vector<char*> argv = {const_cast<char*>("lowbit-kernel-bench"), out_flag.data(), fmt_flag.data()};
+  int argc = static_cast<int>(argv.size());
+  benchmark::Initialize(&argc, argv.data());
+  NullReporter display;
+  benchmark::JSONReporter file;
+  benchmark::RunSpecifiedBenchmarks(&display, &file);
+  benchmark::Shutdown();
+}
+#endif
+
+int run_cli(const std::vector<std::string>& args) {
+  namespace po = boost::program_options;
+  OptionParser parser("kernel-bench", "[options]",
+                      "Time lowbit's CUDA kernels (blockwise dequantize / quantize, fused 4-bit GEMV/GEMM) against "
+                      "the copy and cuBLASLt ceilings measured in the same run; eager and CUDA-graph times. Exit 77 "
+                      "when there is no CUDA device.");
+  parser.add()("ops", po::value<std::string>()->default_value("ceiling,dequant,quant,gemm")->value_name("LIST"),
+               "what to time: ceiling (copy + cuBLASLt 8192^3; always run when other ops are), dequant, quant, gemm")(
+      "shapes", po::value<std::string>()->default_value("4096x4096,4096x11008,8192x8192,8192x28672,28672x8192")->value_name("KxN,..."),
+      "GEMM shapes, K (in features) x N (out features)")(
+      "m", po::value<std::string>()->default_value("1,4,16,64")->value_name("LIST"), "GEMM batch sizes (tokens)")(
+      "elements,n", po::value<std::string>()->default_value("268435456")->value_name("N"),
+      "elements per (de)quantize call (default 2^28: 512 MiB of bf16)")(
+      "dequant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,fp4-bnb@64,nf4@64+dq,int4@64,e2m1fn@32,mxfp8")->value_name("LIST"),
+      "formats for dequantize")(
+      "quant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,nf4@64~bnb,mxfp8")->value_name("LIST"),
+      "formats for quantize")(
+      "gemm-formats", po::value<std::string>()->default_value("nf4@64,int4@64,nf4@64+dq")->value_name("LIST"),
+      "4-bit weight formats for gemm4 (the first at every M, the rest at the first M)")(
+      "reps", po::value<int>()->default_value(50)->value_name("R"), "timed rounds (>= 50 for reported numbers)")(
+      "warmup", po::value<int>()->default_value(5)->value_name("W"), "untimed warm-up rounds")(
+      "calls", po::value<int>()->default_value(20)->value_name("C"), "calls per timed round (and per graph)")(
+      "quick", po::bool_switch(), "a small set: 2^26 elements, shape 8192x8192, M = 1,16, reps 20")(
+      "output,o", po::value<std::string>()->default_value("kernel_bench.h5")->value_name("FILE"), "results file")(
+      "json", po::value<std::string>()->value_name("FILE"), "Google Benchmark JSON file (default: none)")(
+      "quiet,q", po::bool_switch(), "no per-measurement lines on stderr");
+  const auto vm = parser.parse(args);
+  if (!vm) return 0;
+  Options o;
+  o.ops = split_list((*vm)["ops"].as<std::string>());
+  for (const auto& op : o.ops)
+    if (op != "ceiling" && op != "dequant" && op != "quant" && op != "gemm")
+      throw UsageError("kernel-bench: --ops: unknown '" + op + "'" + did_you_mean(op, {"ceiling", "dequant", "quant", "gemm"}));
+  o.shapes = parse_shapes(split_list((*vm)["shapes"].as<std::string>()));
+  for (const auto& m : split_list((*vm)["m"].as<std::string>())) o.ms.push_back(parse_size(m, "--m"));
+  if (o.ms.empty()) throw UsageError("kernel-bench: --m needs at least one batch size");
+  o.elements = parse_size((*vm)["elements"].as<std::string>(), "--elements");
+  o.dequant_formats = split_list((*vm)["dequant-formats"].as<std::string>());
+  o.quant_formats = split_list((*vm)["quant-formats"].as<std::string>());
+  o.gemm_formats = split_list((*vm)["gemm-formats"].as<std::string>());
+  for (auto* list : {&o.dequant_formats, &o.quant_formats, &o.gemm_formats})
+    for (const auto& f : *list) (void)parse_quantizer(f);  // unknown names: FormatError → exit 2 with suggestions
+  o.timing.reps = (*vm)["reps"].as<int>();
+  o.timing.warmup = (*vm)["warmup"].as<int>();
+  o.timing.calls = (*vm)["calls"].as<int>();
+  if (o.timing.reps < 1 || o.timing.warmup < 0 || o.timing.calls < 1)
+    throw UsageError("kernel-bench: --reps and --calls must be >= 1, --warmup >= 0");
+  if ((*vm)["quick"].as<bool>()) {
+    o.elements = std::size_t{1} << 26;
+    o.shapes = {{8192, 8192}};
+    o.ms = {1, 16};
+    o.timing.reps = std::min(o.timing.reps, 20);
+  }
+  o.quiet = (*vm)["quiet"].as<bool>();
+  const std::string out_path = (*vm)["output"].as<std::string>();
+
+  Bench b;
+  b.opt = o;
+  b.dev = device_info();
+  if (!b.dev.present) {
+    std::cerr << "kernel-bench: no CUDA device visible (cudaGetDeviceCount found none); nothing measured\n";
+    return 77;
+  }
+  ResultsWriter writer(out_path, "kernel-bench");  // fails now on an unwritable path
+  auto has = [&](const char* op) { return std::find(o.ops.begin(), o.ops.end(), op) != o.ops.end(); };
+  try {
+    check(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (!o.quiet)
+      std::cerr << fmt::format("kernel-bench on {} ({} SMs, {} MHz SM, {} MHz memory, L2 {} MiB, driver {}, runtime {})\n",
+                               b.dev.name, b.dev.sm_count, b.dev.sm_clock_mhz, b.dev.mem_clock_mhz,
+                               b.dev.l2_bytes >> 20, b.dev.driver_version, b.dev.runtime_version);
+    run_ceilings(b);
+    if (has("dequant")) run_dequant(b);
+    if (has("quant")) run_quant(b);
+    if (has("gemm")) run_gemm(b);
+  } catch (const CudaError& e) {
+    std::cerr << "kernel-bench: CUDA failure: " << e.what() << "\n";
+    return 1;
+  }
+  writer.set_root_attribute("gpu_name", b.dev.name);
+  writer.set_root_attribute("gpu_sm_count", std::int64_t{b.dev.sm_count});
+  writer.set_root_attribute("gpu_sm_clock_mhz", std::int64_t{b.dev.sm_clock_mhz});
+  writer.set_root_attribute("gpu_mem_clock_mhz", std::int64_t{b.dev.mem_clock_mhz});
+  writer.set_root_attribute("gpu_l2_bytes", static_cast<std::uint64_t>(b.dev.l2_bytes));
+  writer.set_root_attribute("cuda_driver_version", std::int64_t{b.dev.driver_version});
+  writer.set_root_attribute("cuda_runtime_version", std::int64_t{b.dev.runtime_version});
+  writer.set_root_attribute("copy_gbps", b.copy_gbps);
+  b.table.set_attribute("copy_gbps", b.copy_gbps);
+  b.table.set_attribute("timing", fmt::format("warmup {} rounds, {} timed rounds of {} calls; eager: events around the "
+                                              "calls; graph: the calls captured once, replays timed",
+                                              o.timing.warmup, o.timing.reps, o.timing.calls));
+  writer.add(std::move(b.table));
+  writer.commit();
+  if (!o.quiet) std::cerr << "wrote " << out_path << "\n";
+  if (vm->count("json")) {
+#ifdef LOWBIT_HAVE_GBENCH
+    write_gbench_json(b, (*vm)["json"].as<std::string>());
+    if (!o.quiet) std::cerr << "wrote " << (*vm)["json"].as<std::string>() << "\n";
+#else
+    std::cerr << "kernel-bench: built without Google Benchmark; --json not written\n";
+#endif
+  }
+  if (b.stream) cudaStreamDestroy(b.stream);
+  return 0;
+}
+
+#endif  // LOWBIT_HAVE_CUDA
+
+const Registrar reg{"kernel-bench", "time lowbit's CUDA kernels against the copy / cuBLASLt ceilings (eager and graph)",
+                    run_cli};
+
+}  // namespace
+}  // namespace lowbit::harness

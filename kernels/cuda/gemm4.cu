@@ -1,0 +1,264 @@
+// kernels/cuda/gemm4.cu — see gemm4.cuh.
+//
+// Floors (H100, copy ceiling ~3.0 TB/s): the weight bytes, N·K/2 + 4·N·K/B
+// (B = 64: 4.5 bits/weight), dominate up to M = 64: 8192 × 8192 → 37.7 MB ≈
+// 12.5 µs; 8192 × 28672 → 132 MB ≈ 44 µs. Tensor work 2·M·N·K is far below
+// the mma rate for M ≤ 64.
+//
+// Work split: a CTA owns 32 output rows (two 16-row mma tiles) and all M ≤ 64
+// tokens; its W warps split K into 64-element chunks (U consecutive chunks per
+// warp per step, all loads of a step issued before use) and meet at the end
+// in shared memory. Lane (g = lane/4, q = lane%4) reads 8 bytes (16 weights)
+// of rows g and g+8 per chunk at byte q·8, and x[token g][q·16 … +16]; the
+// k-slots of the m16n8k16 fragments are permuted identically on A and B
+// (slot pair (2q,2q+1) of k-tile t ↔ k = q·16+4t+{0,1}, (2q+8,2q+9) ↔
+// q·16+4t+{2,3}), so every weight byte is exactly one A register half-pair,
+// looked up in a 256-entry table of value pairs. The table is replicated per
+// lane (32 KB: word = byte·32 + lane), so the lookups never conflict on banks.
+#include "kernels/cuda/gemm4.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/device_util.cuh"
+#include "lowbit/formats/dyn8.hpp"
+
+namespace lowbit::cuda {
+namespace {
+
+struct Dyn8Table {
+  float v[256];
+};
+
+template <class ActT>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi);
+template <>
+__device__ __forceinline__ std::uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  return detail::pack_bf16x2(lo, hi);
+}
+template <>
+__device__ __forceinline__ std::uint32_t pack2<__half>(float lo, float hi) {
+  return detail::pack_f16x2(lo, hi);
+}
+
+template <class ActT>
+__device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                         std::uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                                        std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                                 std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ std::uint32_t lut_word(const std::uint32_t* lut_lane, std::uint32_t w, int byte) {
+  return lut_lane[((w >> (8 * byte)) & 0xFFu) * 32u];
+}
+
+template <class ActT>
+__device__ __forceinline__ void store_act(ActT* p, float v);
+template <>
+__device__ __forceinline__ void store_act<__nv_bfloat16>(__nv_bfloat16* p, float v) {
+  *p = __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ void store_act<__half>(__half* p, float v) {
+  *p = __float2half_rn(v);
+}
+
+constexpr int kRows = 32;  // rows per CTA (two 16-row tiles)
+
+template <class ActT, int MT, int W, int U>
+__global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ x, int M,
+                                                      const std::uint8_t* __restrict__ codes, BlockScales sc,
+                                                      std::size_t block, int block_shift, int N, int K,
+                                                      Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+  __shared__ __align__(16) std::uint32_t lut[256 * 32];
+  __shared__ float values[16];
+  __shared__ float dyn8[256];
+  const int tid = threadIdx.x;
+  if (tid < 16) values[tid] = t.value[tid];
+  const bool dq = sc.dq_codes != nullptr;
+  if (dq)
+    for (int i = tid; i < 256; i += W * 32) dyn8[i] = dq_table.v[i];
+  __syncthreads();
+  for (int f = tid; f < 256 * 32; f += W * 32) {
+    const int b = f >> 5;
+    lut[f] = pack2<ActT>(values[b >> 4], values[b & 15]);  // first element (high nibble) in the low half
+  }
+  __syncthreads();
+
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const int n0 = blockIdx.x * kRows;
+  const int chunks = K / 64;
+  const std::uint32_t* lut_lane = lut + lane;
+  const std::size_t row_bytes = static_cast<std::size_t>(K) / 2;
+
+  float acc[2][MT][4];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+
+  for (int c0 = warp * U; c0 < chunks; c0 += W * U) {
+    uint2 wv[U][2][2];
+    float s[U][2][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = n0 + r * 16 + g + 8 * h, c = c0 + u;
+          if (row < N && c < chunks)
+            wv[u][r][h] = __ldcs(reinterpret_cast<const uint2*>(codes + row * row_bytes + c * 32 + q * 8));
+          else
+            wv[u][r][h] = make_uint2(0u, 0u);
+        }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = n0 + r * 16 + g + 8 * h, c = c0 + u;
+          float v = 0.0f;
+          if (row < N && c < chunks) {
+            const std::size_t e = static_cast<std::size_t>(row) * K + static_cast<std::size_t>(c) * 64;
+            const std::size_t b = block_shift >= 0 ? e >> block_shift : e / block;
+            v = dq ? __fadd_rn(__fmul_rn(dyn8[sc.dq_codes[b]], sc.dq_absmax[b >> 8]), sc.dq_offset) : sc.absmax[b];
+          }
+          s[u][r][h] = v;
+        }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + u;
+      if (c >= chunks) break;
+      std::uint32_t a[2][4][4];
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int tt = 0; tt < 4; ++tt) {
+          const std::uint32_t w0 = tt < 2 ? wv[u][r][0].x : wv[u][r][0].y;  // row g
+          const std::uint32_t w1 = tt < 2 ? wv[u][r][1].x : wv[u][r][1].y;  // row g + 8
+          const int b0 = 2 * (tt & 1);
+          a[r][tt][0] = lut_word(lut_lane, w0, b0);
+          a[r][tt][1] = lut_word(lut_lane, w1, b0);
+          a[r][tt][2] = lut_word(lut_lane, w0, b0 + 1);
+          a[r][tt][3] = lut_word(lut_lane, w1, b0 + 1);
+        }
+#pragma unroll
+      for (int j = 0; j < MT; ++j) {
+        const int token = j * 8 + g;
+        uint4 xb0 = make_uint4(0, 0, 0, 0), xb1 = make_uint4(0, 0, 0, 0);
+        if (token < M) {
+          const uint4* p = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(token) * K + c * 64 + q * 16);
+          xb0 = __ldg(p);
+          xb1 = __ldg(p + 1);
+        }
+        const std::uint32_t b[8] = {xb0.x, xb0.y, xb0.z, xb0.w, xb1.x, xb1.y, xb1.z, xb1.w};
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          float cf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+          for (int tt = 0; tt < 4; ++tt) mma16816<ActT>(cf, a[r][tt], b[2 * tt], b[2 * tt + 1]);
+          acc[r][j][0] = fmaf(cf[0], s[u][r][0], acc[r][j][0]);
+          acc[r][j][1] = fmaf(cf[1], s[u][r][0], acc[r][j][1]);
+          acc[r][j][2] = fmaf(cf[2], s[u][r][1], acc[r][j][2]);
+          acc[r][j][3] = fmaf(cf[3], s[u][r][1], acc[r][j][3]);
+        }
+      }
+    }
+  }
+
+  // Cross-warp reduction through shared memory (the table is no longer needed).
+  __syncthreads();
+  constexpr int kTok = MT * 8, kStride = kRows;
+  float* red = reinterpret_cast<float*>(lut);  // [W][kTok][kStride]
+  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
+      }
+  __syncthreads();
+  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
+    const int tok = idx / kRows, row = idx % kRows;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
+    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
+  }
+}
+
+template <class ActT, int MT, int W, int U>
+int launch(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const unsigned grid = static_cast<unsigned>((w.N + kRows - 1) / kRows);
+  gemm4_kernel<ActT, MT, W, U><<<grid, W * 32, 0, st>>>(x, M, w.codes, w.scales, w.block, shift,
+                                                        static_cast<int>(w.N), static_cast<int>(w.K), w.table, dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <class ActT>
+int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st) {
+  static const Dyn8Table dq = [] {
+    Dyn8Table d{};
+    for (int i = 0; i < 256; ++i) d.v[i] = dyn8_values[i];
+    return d;
+  }();
+  int shift = -1;
+  if ((w.block & (w.block - 1)) == 0) {
+    shift = 0;
+    while ((std::size_t{1} << shift) < w.block) ++shift;
+  }
+  for (std::size_t m0 = 0; m0 < M; m0 += 64) {
+    const int m = static_cast<int>(M - m0 < 64 ? M - m0 : 64);
+    const ActT* xm = x + m0 * w.K;
+    ActT* ym = y + m0 * w.N;
+    int rc;
+    if (m <= 8) rc = launch<ActT, 1, 8, 4>(xm, m, w, shift, dq, ym, st);
+    else if (m <= 16) rc = launch<ActT, 2, 8, 4>(xm, m, w, shift, dq, ym, st);
+    else if (m <= 32) rc = launch<ActT, 4, 4, 2>(xm, m, w, shift, dq, ym, st);
+    else rc = launch<ActT, 8, 4, 2>(xm, m, w, shift, dq, ym, st);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream) {
+  if (M == 0 || w.N == 0) return 0;
+  if (w.K == 0 || w.K % 64 != 0 || w.block % 64 != 0 || w.N * w.K / 2 >= (std::size_t{1} << 40) ||
+      w.N > 0x7FFFFFFF || w.K > 0x7FFFFFFF)
+    return static_cast<int>(cudaErrorInvalidValue);
+  if (reinterpret_cast<std::uintptr_t>(x) % 16 || reinterpret_cast<std::uintptr_t>(y) % 2 ||
+      reinterpret_cast<std::uintptr_t>(w.codes) % 8)
+    return static_cast<int>(cudaErrorMisalignedAddress);
+  auto st = static_cast<cudaStream_t>(stream);
+  if (act == DType::bf16)
+    return gemm_typed(static_cast<const __nv_bfloat16*>(x), M, w, static_cast<__nv_bfloat16*>(y), st);
+  if (act == DType::f16) return gemm_typed(static_cast<const __half*>(x), M, w, static_cast<__half*>(y), st);
+  return static_cast<int>(cudaErrorInvalidValue);
+}
+
+}  // namespace lowbit::cuda

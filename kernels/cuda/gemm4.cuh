@@ -1,0 +1,45 @@
+// kernels/cuda/gemm4.cuh — fused 4-bit weight × 16-bit activation GEMV /
+// small-batch GEMM (M = 1 … 64 tokens per launch; larger M loops), the decode
+// step of 4-bit LLM inference.
+//
+//   y[m, n] = Σ_k x[m, k] · value[code(n, k)] · s(n, k)
+//
+// The weight is an N × K matrix (row n = output feature, K contiguous)
+// quantized blockwise over its flattened row-major order, exactly as
+// bitsandbytes' quantize_4bit stores a Linear weight: ⌈N·K/2⌉ packed bytes
+// (first element in the high nibble), one fp32 absmax per block or QLoRA's
+// double quantization (blockwise.cuh's BlockScales). Any ≤ 16-entry codebook
+// (nf4, fp4-bnb, e2m1fn's values, int4's values, a user table).
+//
+// Arithmetic: the codebook values are rounded to the activation type (bf16 /
+// fp16, as bitsandbytes' GEMV does); products and sums run on the tensor
+// cores (mma.sync m16n8k16, fp32 accumulate) over 64-element chunks, and
+// each chunk's sum is multiplied by its fp32 block scale in fp32; y is
+// rounded once to the activation type. So y matches an fp64 reference of the
+// dequantized weight to about 2^-8 relative (bf16) / 2^-10 (fp16) of the
+// row's |x|·|w| sum; the tests state the tolerance.
+//
+// Requirements: K % 64 == 0, block % 64 == 0, x and y 16-byte aligned,
+// codes 8-byte aligned. Returns a cudaError_t as int (cudaErrorInvalidValue
+// for unsupported shapes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cuda/blockwise.cuh"
+
+namespace lowbit::cuda {
+
+struct Weight4 {
+  const std::uint8_t* codes = nullptr;  // N·K/2 bytes
+  BlockScales scales;
+  std::size_t block = 64;
+  std::size_t N = 0, K = 0;
+  Table16 table{};
+};
+
+// act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
+int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr);
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Peers of `lowbit kernel-bench`, timed the same way, written in the same table.
+
+    python3 scripts/peer_bench.py run -o peers.h5 [--quick] [--ops ceiling,dequant,quant,gemm]
+    python3 scripts/peer_bench.py compare kernel_bench.h5 peers.h5   # side-by-side table with ratios
+
+Peers: PyTorch (bf16 F.linear → cuBLAS; torch.compile'd NF4 blockwise
+dequantize; tinygemm `aten._weight_int4pack_mm`, int4 with bf16 scale and
+zero per group of 64) and bitsandbytes (dequantize_4bit / quantize_4bit for
+nf4 / fp4 at blocks 64 and 4096, double-quantized; `bnb.matmul_4bit` at
+M = 1 … 64). Timing is lowbit's (kernels/cuda/timing.cuh): eager = CUDA
+events around `calls` consecutive calls from Python, per call; graph = the
+same calls captured once into a CUDA graph, each replay timed; warm-up
+rounds, then ≥ 50 timed rounds; median, p10/p90, min/max. Inputs are random
+normal (never zeros) and rotated over copies that together exceed 4× L2.
+
+The `kernel_bench` table has lowbit's columns (op, impl, format, dtype,
+elements, M, K, N, mode, median_us, …, bytes, gbps, pct_copy, ideal_us,
+x_ideal, gpu); `bytes` counts the same floor as lowbit for the same
+operation, so GB/s compare directly.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+COLUMNS = [
+    ("op", "S"), ("impl", "S"), ("format", "S"), ("dtype", "S"), ("elements", "u8"), ("M", "u8"), ("K", "u8"),
+    ("N", "u8"), ("mode", "S"), ("median_us", "f8"), ("p10_us", "f8"), ("p90_us", "f8"), ("min_us", "f8"),
+    ("max_us", "f8"), ("reps", "i8"), ("calls", "i8"), ("rotation", "i8"), ("bytes", "f8"), ("flops", "f8"),
+    ("gbps", "f8"), ("tflops", "f8"), ("pct_copy", "f8"), ("ideal_us", "f8"), ("x_ideal", "f8"), ("gpu", "S"),
+]
+SHAPES = [(4096, 4096), (4096, 11008), (8192, 8192), (8192, 28672), (28672, 8192)]
+MS = [1, 4, 16, 64]
+NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+       -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+       0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0]
+
+
+# ----------------------------------------------------------------------------- timing
+
+def timed(torch, fn, calls, warmup, reps, graph):
+    """Median etc. of per-call time (µs) of fn(i), eager or in a CUDA graph."""
+    stream = torch.cuda.current_stream()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    per_call = []
+    if not graph:
+        i = 0
+        for _ in range(warmup):
+            for _ in range(calls):
+                fn(i); i += 1
+        torch.cuda.synchronize()
+        for _ in range(reps):
+            start.record(stream)
+            for _ in range(calls):
+                fn(i); i += 1
+            end.record(stream)
+            end.synchronize()
+            per_call.append(start.elapsed_time(end) * 1e3 / calls)
+    else:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):  # warm up on a side stream, as torch's docs ask before capture
+            for c in range(calls):
+                fn(c)
+        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for c in range(calls):
+                fn(c)
+        for _ in range(warmup):
+            g.replay()
+        torch.cuda.synchronize()
+        for _ in range(reps):
+            start.record(stream)
+            g.replay()
+            end.record(stream)
+            end.synchronize()
+            per_call.append(start.elapsed_time(end) * 1e3 / calls)
+        del g
+    a = np.sort(np.array(per_call))
+    q = lambda f: float(np.quantile(a, f))
+    return dict(median_us=q(0.5), p10_us=q(0.1), p90_us=q(0.9), min_us=float(a[0]), max_us=float(a[-1]),
+                reps=len(a), calls=calls)
+
+
+class Bench:
+    def __init__(self, torch, args):
+        self.torch, self.args = torch, args
+        self.rows = []
+        self.copy_gbps = 0.0
+        p = torch.cuda.get_device_properties(0)
+        self.gpu = p.name
+        self.l2 = getattr(p, "L2_cache_size", 50 << 20) or (50 << 20)
+
+    def rotation(self, bytes_per_call):
+        return int(min(16, max(2, math.ceil(4 * self.l2 / max(bytes_per_call, 1)))))
+
+    def add(self, op, impl, fmt, dtype, elements, M, K, N, t, mode, rot, nbytes, flops):
+        s = t["median_us"] * 1e-6
+        gbps = nbytes / s / 1e9
+        ideal = nbytes / (self.copy_gbps * 1e9) * 1e6 if self.copy_gbps else 0.0
+        self.rows.append(dict(op=op, impl=impl, format=fmt, dtype=dtype, elements=elements, M=M, K=K, N=N, mode=mode,
+                              rotation=rot, bytes=nbytes, flops=flops, gbps=gbps, tflops=flops / s / 1e12,
+                              pct_copy=100 * gbps / self.copy_gbps if self.copy_gbps else 0.0, ideal_us=ideal,
+                              x_ideal=t["median_us"] / ideal if ideal else 0.0, gpu=self.gpu, **t))
+
+    def measure(self, op, impl, fmt, dtype, elements, M, K, N, rot, nbytes, flops, fn, graph=True, calls=None,
+                reps=None):
+        a = self.args
+        calls = calls or a.calls
+        reps = reps or a.reps
+        label = f"{op:<12} {impl:<14} {fmt:<16} {dtype:<5} " + (f"M={M} K={K} N={N}" if M else f"n={elements}")
+        try:
+            e = timed(self.torch, fn, calls, a.warmup, reps, False)
+            self.add(op, impl, fmt, dtype, elements, M, K, N, e, "eager", rot, nbytes, flops)
+            gtxt = "n/a"
+            if graph:
+                try:
+                    g = timed(self.torch, fn, calls, a.warmup, reps, True)
+                    self.add(op, impl, fmt, dtype, elements, M, K, N, g, "graph", rot, nbytes, flops)
+                    gtxt = f"{g['median_us']:9.2f} us"
+                except Exception as ex:  # a peer that cannot be captured: say so, keep its eager time
+                    gtxt = f"graph failed: {type(ex).__name__}: {str(ex)[:80]}"
+            print(f"  {label:<72} eager {e['median_us']:9.2f} us  graph {gtxt}", file=sys.stderr, flush=True)
+        except Exception as ex:
+            print(f"  {label:<72} FAILED: {type(ex).__name__}: {str(ex)[:160]}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- peers
+
+def run_ceiling(b):
+    torch = b.torch
+    n = 1 << 30
+    x = torch.empty(n, dtype=torch.uint8, device="cuda").random_(0, 255)
+    y = torch.empty_like(x)
+    t = timed(torch, lambda i: y.copy_(x), 1, 3, b.args.reps, False)
+    b.copy_gbps = 2 * n / (t["median_us"] * 1e3)
+    b.add("copy", "torch", "", "", n, 0, 0, 0, t, "eager", 1, 2.0 * n, 0.0)
+    print(f"  copy ceiling (torch copy_, 1 GiB): {b.copy_gbps:.1f} GB/s", file=sys.stderr, flush=True)
+    del x, y
+    S = 8192
+    a = torch.randn(S, S, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(S, S, device="cuda", dtype=torch.bfloat16)
+    b.measure("gemm", "torch", "bf16", "bf16", 0, S, S, S, 1, 3.0 * S * S * 2, 2.0 * S ** 3,
+              lambda i: torch.matmul(a, w), calls=3, reps=max(20, b.args.reps // 2))
+    del a, w
+
+
+def nf4_dequant_torch(torch):
+    table = torch.tensor(NF4, dtype=torch.float32, device="cuda")
+
+    def deq(codes, absmax):  # codes: uint8 [n/2], first element in the high nibble; absmax: fp32 [n/64]
+        hi = (codes >> 4).long()
+        lo = (codes & 15).long()
+        v = torch.stack((table[hi], table[lo]), dim=-1).reshape(-1, 64)
+        return (v * absmax[:, None]).to(torch.bfloat16).reshape(-1)
+    return deq
+
+
+def run_dequant(b, bnb):
+    torch, n = b.torch, b.args.elements
+    F = bnb.functional if bnb else None
+    # torch.compile'd NF4 blockwise dequantize (block 64, fp32 absmax) → bf16.
+    try:
+        deq = torch.compile(nf4_dequant_torch(torch))
+        sets = [(torch.randint(0, 256, (n // 2,), dtype=torch.uint8, device="cuda"),
+                 torch.rand(n // 64, device="cuda") + 0.01) for _ in range(2)]
+        nbytes = n / 2 + 4 * n / 64 + 2 * n
+        b.measure("dequantize", "torch.compile", "nf4@64", "bf16", n, 0, 0, 0, 2, nbytes, 0.0,
+                  lambda i: deq(*sets[i % 2]))
+        del sets
+    except Exception as ex:
+        print(f"  torch.compile NF4 dequant: {type(ex).__name__}: {ex}", file=sys.stderr)
+    if not bnb:
+        return
+    for qt, bs, dq in [("nf4", 64, False), ("nf4", 4096, False), ("fp4", 64, False), ("nf4", 64, True)]:
+        fmt = f"{'nf4' if qt == 'nf4' else 'fp4-bnb'}@{bs}" + ("+dq" if dq else "")
+        sets = []
+        for r in range(2):
+            x = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+            q, st = F.quantize_4bit(x, blocksize=bs, quant_type=qt, compress_statistics=dq)
+            sets.append((q, st))
+            del x
+        blocks = n / bs
+        sbytes = (blocks + 4 * math.ceil(blocks / 256) + 4) if dq else 4 * blocks
+        nbytes = n / 2 + sbytes + 2 * n
+        b.measure("dequantize", "bnb", fmt, "bf16", n, 0, 0, 0, 2, nbytes, 0.0,
+                  lambda i: F.dequantize_4bit(sets[i % 2][0], sets[i % 2][1]))
+        del sets
+        torch.cuda.empty_cache()
+
+
+def run_quant(b, bnb):
+    if not bnb:
+        return
+    torch, n = b.torch, b.args.elements
+    F = bnb.functional
+    xs = [torch.randn(n, device="cuda", dtype=torch.bfloat16) for _ in range(2)]
+    for bs in (64, 4096):
+        nbytes = 2 * n + n / 2 + 4 * n / bs
+        b.measure("quantize", "bnb", f"nf4@{bs}", "bf16", n, 0, 0, 0, 2, nbytes, 0.0,
+                  lambda i: F.quantize_4bit(xs[i % 2], blocksize=bs, quant_type="nf4"))
+    del xs
+    torch.cuda.empty_cache()
+
+
+def run_gemm(b, bnb):
+    torch = b.torch
+    import torch.nn.functional as Fn
+    shapes = [(8192, 8192)] if b.args.quick else SHAPES
+    ms = [1, 16] if b.args.quick else MS
+    for K, N in shapes:
+        xs = [torch.randn(max(ms), K, device="cuda", dtype=torch.bfloat16) for _ in range(16)]
+        # bf16 F.linear (cuBLAS).
+        rot16 = b.rotation(2.0 * K * N)
+        w16 = [torch.randn(N, K, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(rot16)]
+        for M in ms:
+            b.measure("gemm", "torch", "bf16", "bf16", 0, M, K, N, rot16, 2.0 * K * N + 2.0 * M * (K + N),
+                      2.0 * M * N * K, lambda i: Fn.linear(xs[i % 16][:M], w16[i % rot16]))
+        # tinygemm int4, group 64 (bf16 scale + zero per group).
+        try:
+            g = 64
+            wbytes = K * N / 2 + (K // g) * N * 2 * 2
+            rot = b.rotation(wbytes)
+            packs = []
+            for r in range(rot):
+                wq = torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda")
+                packed = torch.ops.aten._convert_weight_to_int4pack(wq, 8)
+                sz = torch.rand(K // g, N, 2, device="cuda", dtype=torch.bfloat16) * 0.05 + 0.01
+                packs.append((packed, sz))
+            for M in ms:
+                b.measure("gemm4", "tinygemm", "int4-zp@64:bf16", "bf16", 0, M, K, N, rot,
+                          wbytes + 2.0 * M * (K + N), 2.0 * M * N * K,
+                          lambda i: torch.ops.aten._weight_int4pack_mm(xs[i % 16][:M], packs[i % rot][0], g,
+                                                                        packs[i % rot][1]))
+            del packs
+        except Exception as ex:
+            print(f"  tinygemm {K}x{N}: {type(ex).__name__}: {str(ex)[:200]}", file=sys.stderr)
+        del w16
+        torch.cuda.empty_cache()
+        if bnb:
+            F = bnb.functional
+            wbytes = K * N / 2 + 4 * K * N / 64
+            rot = b.rotation(wbytes)
+            ws = []
+            for r in range(rot):
+                w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16) * 0.02
+                ws.append(F.quantize_4bit(w, blocksize=64, quant_type="nf4"))
+                del w
+            for M in ms:
+                b.measure("gemm4", "bnb", "nf4@64", "bf16", 0, M, K, N, rot, wbytes + 2.0 * M * (K + N),
+                          2.0 * M * N * K,
+                          lambda i: bnb.matmul_4bit(xs[i % 16][:M], ws[i % rot][0].t(), quant_state=ws[i % rot][1]))
+            del ws
+        del xs
+        torch.cuda.empty_cache()
+
+
+def write_h5(path, rows, attrs):
+    import h5py
+    dt = np.dtype([(c, "S64" if t == "S" else t) for c, t in COLUMNS])
+    arr = np.zeros(len(rows), dtype=dt)
+    for i, r in enumerate(rows):
+        for c, t in COLUMNS:
+            arr[i][c] = r[c].encode() if t == "S" else r[c]
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        d = f.create_dataset("kernel_bench", data=arr)
+        d.attrs["description"] = "peer timings (PyTorch, bitsandbytes), lowbit kernel-bench's layout"
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    os.replace(tmp, path)
+
+
+def cmd_run(args):
+    import torch
+    if not torch.cuda.is_available():
+        print("peer_bench: no CUDA device; nothing measured", file=sys.stderr)
+        return 77
+    if args.quick:
+        args.elements = 1 << 26
+        args.reps = min(args.reps, 20)
+    try:
+        import bitsandbytes as bnb
+        bnb_version = bnb.__version__
+    except Exception as ex:
+        print(f"peer_bench: bitsandbytes unavailable ({type(ex).__name__}: {ex}); its rows are skipped",
+              file=sys.stderr)
+        bnb, bnb_version = None, "none"
+    b = Bench(torch, args)
+    ops = args.ops.split(",")
+    t0 = time.time()
+    print(f"peer_bench on {b.gpu}: torch {torch.__version__}, bitsandbytes {bnb_version}", file=sys.stderr)
+    run_ceiling(b)
+    if "dequant" in ops:
+        run_dequant(b, bnb)
+    if "quant" in ops:
+        run_quant(b, bnb)
+    if "gemm" in ops:
+        run_gemm(b, bnb)
+    write_h5(args.output, b.rows, dict(gpu_name=b.gpu, torch_version=torch.__version__,
+                                       bitsandbytes_version=bnb_version, copy_gbps=b.copy_gbps,
+                                       cuda_version=str(torch.version.cuda), seconds=time.time() - t0))
+    print(f"wrote {args.output} ({len(b.rows)} rows, {time.time() - t0:.0f} s)", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare
+
+def load(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        a = f["kernel_bench"][:]
+        attrs = dict(f.attrs)
+    rows = []
+    for r in a:
+        d = {}
+        for c in a.dtype.names:
+            v = r[c]
+            d[c] = v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
+        rows.append(d)
+    return rows, attrs
+
+
+def cmd_compare(args):
+    lb, la = load(args.lowbit)
+    pr, pa = load(args.peers) if args.peers and os.path.exists(args.peers) else ([], {})
+    rows = lb + pr
+    copy = la.get("copy_gbps", 0.0)
+
+    def get(op, impl, fmt, M=0, K=0, N=0, mode="graph", dtype=None):
+        for r in rows:
+            if (r["op"], r["impl"], r["format"], r["mode"]) == (op, impl, fmt, mode) and \
+                    (not M or (r["M"], r["K"], r["N"]) == (M, K, N)) and (dtype is None or r["dtype"] == dtype):
+                return r
+        return None
+
+    out = []
+    p = lambda s="": out.append(s)
+    p(f"## lowbit vs peers — {la.get('gpu_name', '?')}; copy ceiling {copy:.0f} GB/s (lowbit run), "
+      f"{pa.get('copy_gbps', 0):.0f} GB/s (peer run); graph times, eager in brackets")
+    p()
+    p("### blockwise dequantize / quantize (2^28 elements unless noted)")
+    p(f"{'op':<11} {'format':<15} {'dtype':<5} {'lowbit GB/s':>11} {'% copy':>7} {'us':>17} | {'peer':<14} {'GB/s':>7} {'% copy':>7} {'us':>17} {'lowbit speed-up':>15}")
+    pairs = [("dequantize", "nf4@64", "bf16", [("bnb", "nf4@64"), ("torch.compile", "nf4@64")]),
+             ("dequantize", "nf4@64", "fp16", []), ("dequantize", "nf4@64", "fp32", []),
+             ("dequantize", "nf4@4096", "bf16", [("bnb", "nf4@4096")]),
+             ("dequantize", "fp4-bnb@64", "bf16", [("bnb", "fp4-bnb@64")]),
+             ("dequantize", "nf4@64+dq", "bf16", [("bnb", "nf4@64+dq")]),
+             ("dequantize", "int4@64", "bf16", []), ("dequantize", "e2m1fn@32", "bf16", []),
+             ("dequantize", "mxfp8", "bf16", []),
+             ("quantize", "nf4@64", "bf16", [("bnb", "nf4@64")]), ("quantize", "nf4@64", "fp32", []),
+             ("quantize", "nf4@4096", "bf16", [("bnb", "nf4@4096")]), ("quantize", "nf4@64~bnb", "bf16", []),
+             ("quantize", "mxfp8", "bf16", []), ("quantize", "mxfp8", "fp32", [])]
+    for op, fmt, dt, peers in pairs:
+        l = get(op, "lowbit", fmt, dtype=dt)
+        le = get(op, "lowbit", fmt, dtype=dt, mode="eager")
+        if not l:
+            continue
+        ltxt = f"{l['gbps']:11.0f} {l['pct_copy']:6.1f}% {l['median_us']:8.1f} ({le['median_us'] if le else float('nan'):6.1f})"
+        if not peers:
+            p(f"{op:<11} {fmt:<15} {dt:<5} {ltxt} |")
+        for impl, pf in peers:
+            r = get(op, impl, pf)
+            re_ = get(op, impl, pf, mode="eager")
+            if r is None:
+                r = re_
+            if r is None:
+                p(f"{op:<11} {fmt:<15} {dt:<5} {ltxt} | {impl:<14} (not measured)")
+                continue
+            pct = 100 * r["gbps"] / copy if copy else 0
+            p(f"{op:<11} {fmt:<15} {dt:<5} {ltxt} | {impl:<14} {r['gbps']:7.0f} {pct:6.1f}% {r['median_us']:8.1f} "
+              f"({re_['median_us'] if re_ else float('nan'):6.1f}) {r['median_us'] / l['median_us']:14.2f}x")
+    p()
+    p("### 4-bit weight x bf16 activation, us per call (graph; eager in brackets); ratio = peer / lowbit nf4")
+    p(f"{'K x N':<12} {'M':>3} | {'lowbit nf4':>17} {'x ideal':>7} | {'cuBLASLt bf16':>17} {'torch bf16':>17} "
+      f"{'deq+cuBLAS':>17} {'tinygemm':>17} {'bnb nf4':>17} | {'lowbit int4':>11}")
+    shapes = sorted({(r["K"], r["N"]) for r in rows if r["op"] == "gemm4"})
+    ms = sorted({r["M"] for r in rows if r["op"] == "gemm4"})
+
+    def cell(r, re_, base):
+        if r is None and re_ is None:
+            return f"{'-':>17}"
+        t = r["median_us"] if r else float("nan")
+        e = re_["median_us"] if re_ else float("nan")
+        ratio = f"{t / base:4.1f}x" if base and r else "     "
+        return f"{t:6.1f}({e:5.1f}){ratio}"
+
+    for K, N in shapes:
+        for M in ms:
+            l = get("gemm4", "lowbit", "nf4@64", M, K, N, dtype="bf16")
+            if l is None:
+                continue
+            le = get("gemm4", "lowbit", "nf4@64", M, K, N, "eager", dtype="bf16")
+            base = l["median_us"]
+            cols = []
+            for op, impl, fmt in [("gemm", "cublaslt", "bf16"), ("gemm", "torch", "bf16"),
+                                  ("dequant_gemm", "lowbit+cublaslt", "nf4@64"),
+                                  ("gemm4", "tinygemm", "int4-zp@64:bf16"), ("gemm4", "bnb", "nf4@64")]:
+                cols.append(cell(get(op, impl, fmt, M, K, N), get(op, impl, fmt, M, K, N, "eager"), base))
+            i4 = get("gemm4", "lowbit", "int4@64", M, K, N, dtype="bf16")
+            p(f"{f'{K}x{N}':<12} {M:>3} | {base:6.1f}({le['median_us'] if le else float('nan'):5.1f})     "
+              f" {l['x_ideal']:6.2f} | " + " ".join(cols) + f" | {i4['median_us'] if i4 else float('nan'):11.1f}")
+    text = "\n".join(out)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="time the peers")
+    r.add_argument("-o", "--output", default="peer_bench.h5")
+    r.add_argument("--ops", default="ceiling,dequant,quant,gemm")
+    r.add_argument("--elements", type=int, default=1 << 28)
+    r.add_argument("--reps", type=int, default=50)
+    r.add_argument("--warmup", type=int, default=5)
+    r.add_argument("--calls", type=int, default=20)
+    r.add_argument("--quick", action="store_true")
+    c = sub.add_parser("compare", help="side-by-side table of lowbit and peer results")
+    c.add_argument("lowbit")
+    c.add_argument("peers", nargs="?")
+    c.add_argument("-o", "--output")
+    args = ap.parse_args()
+    return cmd_run(args) if args.cmd == "run" else cmd_compare(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
