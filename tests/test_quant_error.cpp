@@ -223,3 +223,22 @@ TEST(QuantError, SameSeedSameNumbersAnyThreadCount) {
   for (const char* c : {"mse", "max_abs_err", "mean_rel_err", "sqnr_db"})
     EXPECT_EQ(ta.column(c).float64s, tb.column(c).float64s) << c;
 }
+
+// --histogram: per cell the counts add up to the sample; NF4 with blocks of
+// 64 reproduces each block's absmax exactly (it maps to the table's ±1), so
+// the exact bin holds at least n/64 values.
+TEST(QuantError, HistogramsCountEveryValue) {
+  REQUIRE_BIN();
+  const auto out = dir() / "hist.h5";
+  const auto r = run_lowbit(fmt::format("quant-error --formats nf4@64,e4m3fn@tensor --dist laplace --samples 65536 "
+                                        "--histogram 36 -q -o '{}'",
+                                        out.string()));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const Table h = read_table(out, "quant_error_hist");
+  ASSERT_EQ(h.rows(), 2u * 37u);
+  std::uint64_t total[2] = {0, 0};
+  for (std::size_t i = 0; i < h.rows(); ++i) total[h.column("cell").uint64s[i]] += h.column("count").uint64s[i];
+  EXPECT_EQ(total[0], 65536u);
+  EXPECT_EQ(total[1], 65536u);
+  EXPECT_GE(h.column("count").uint64s[0], 65536u / 64);  // cell 0 = nf4@64, bin 0 = exact
+}

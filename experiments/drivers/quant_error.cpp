@@ -14,10 +14,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <memory>
 
 #include "experiments/harness/cli.hpp"
@@ -108,6 +110,49 @@ Table quant_error_schema() {
   return t;
 }
 
+Table quant_error_hist_schema() {
+  Table t("quant_error_hist", "error histograms: per cell, counts of log10(|q-x| / rms(x)) over finite inputs; lowbit quant-error --histogram");
+  using enum ColumnType;
+  t.add_column("cell", uint64, "1", "cell of the quant_error table")
+      .add_column("format", string, "", "quantizer, canonical registry name")
+      .add_column("dist", string, "", "data source as given to --dist")
+      .add_column("tensor", string, "", "weights: tensor name or glob; empty for distributions")
+      .add_column("bin", int64, "1", "0: exact (q == x); 1..B: log10(|q-x|/rms(x)) in [log10_lo, log10_hi), the ends clamped")
+      .add_column("log10_lo", float64, "1", "lower edge, log10 of |q-x| / rms(x) (-inf for bin 0 and the first bin)")
+      .add_column("log10_hi", float64, "1", "upper edge (+inf for the last bin)")
+      .add_column("count", uint64, "1", "number of finite inputs in the bin");
+  return t;
+}
+
+namespace {
+// Bin counts of log10(|q−x|/rms) (see quant_error.hpp), chunked and merged in order.
+std::vector<std::uint64_t> error_histogram(const float* x, const float* q, std::size_t n, double rms, int bins) {
+  std::vector<std::uint64_t> h(static_cast<std::size_t>(bins) + 1, 0);
+  if (!(rms > 0)) rms = 1;
+  const double lo = -8, hi = 1, inv_width = bins / (hi - lo);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double xi = x[i], qi = q[i];
+    if (!std::isfinite(xi) || !std::isfinite(qi)) continue;
+    const double e = std::fabs(qi - xi);
+    if (e == 0) {
+      ++h[0];
+      continue;
+    }
+    long b = static_cast<long>(std::floor((std::log10(e / rms) - lo) * inv_width));
+    b = std::clamp(b, 0L, static_cast<long>(bins) - 1);
+    ++h[static_cast<std::size_t>(b) + 1];
+  }
+  return h;
+}
+double rms_of(const float* x, std::size_t n) {
+  double s = 0;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (std::isfinite(x[i])) s += static_cast<double>(x[i]) * x[i], ++k;
+  return k ? std::sqrt(s / static_cast<double>(k)) : 0.0;
+}
+}  // namespace
+
 QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
   if (g.formats.empty()) throw UsageError("no formats: give --formats NAME[,NAME...] (see `lowbit formats --list`)");
   if (g.dists.empty()) throw UsageError("no data: give --dist SPEC");
@@ -172,7 +217,10 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
   grid_text += fmt::format(";samples={};seeds={};cols={};per_tensor={};two_d={}", fmt::join(g.samples, ","),
                            fmt::join(g.seeds, ","), g.cols, g.per_tensor, g.weights_2d_only);
 
-  QuantErrorRun run{quant_error_schema(), fmt::format("{:016x}", sources::hash_text(grid_text)), 0, 0, 0, 0, {}};
+  if (g.histogram_bins < 0 || g.histogram_bins > 100000) throw UsageError("--histogram must be between 1 and 100000 bins");
+  if (g.histogram_bins) grid_text += fmt::format(";hist={}", g.histogram_bins);
+  QuantErrorRun run{quant_error_schema(), fmt::format("{:016x}", sources::hash_text(grid_text)), 0, 0, 0, 0, {}, {}};
+  if (g.histogram_bins) run.histograms = quant_error_hist_schema();
   const std::size_t nf = quantizers.size();
   run.grid_cells = groups.size() * nf;
   auto in_shard = [&](std::size_t cell) { return cell % g.shard_count == g.shard_index; };
@@ -195,6 +243,20 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
       sources::generate(spec.dist, d.cell_seed, d.rows, d.cols, x.data());
     }
     bool warned = false;
+    double rms = 0;  // of the whole group's data, for the histograms
+    if (g.histogram_bins) {
+      double ss = 0, cnt = 0;
+      if (d.weights) {
+        for (const auto& t : tensors) {
+          const double r = rms_of(t.data.data(), t.data.size());
+          ss += r * r * static_cast<double>(t.data.size()), cnt += static_cast<double>(t.data.size());
+        }
+      } else {
+        const double r = rms_of(x.data(), x.size());
+        ss = r * r, cnt = 1;
+      }
+      rms = std::sqrt(ss / cnt);
+    }
     for (std::size_t f = 0; f < nf; ++f) {
       const std::size_t cell = gi * nf + f;
       if (!in_shard(cell)) continue;
@@ -202,12 +264,19 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
       metrics::ErrorSums sums;
       QuantStats stats;
       double bits = 0;
+      std::vector<std::uint64_t> hist(static_cast<std::size_t>(g.histogram_bins) + 1, 0);
+      auto add_hist = [&](const float* xs, const float* qs, std::size_t n) {
+        if (!g.histogram_bins) return;
+        const auto h = error_histogram(xs, qs, n, rms, g.histogram_bins);
+        for (std::size_t b = 0; b < h.size(); ++b) hist[b] += h[b];
+      };
       if (d.weights) {
         for (const auto& t : tensors) {
           q.resize(t.data.size());
           QuantStats st;
           qz.fake_quantize(t.data.data(), t.info.rows(), t.info.cols(), q.data(), &st);
           sums.merge(metrics::accumulate(t.data.data(), q.data(), t.data.size()));
+          add_hist(t.data.data(), q.data(), t.data.size());
           stats += st;
           bits += qz.bits_per_parameter(t.info.rows(), t.info.cols()) * static_cast<double>(t.data.size());
         }
@@ -216,6 +285,7 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
         q.resize(x.size());
         qz.fake_quantize(x.data(), d.rows, d.cols, q.data(), &stats);
         sums = metrics::accumulate(x.data(), q.data(), x.size());
+        add_hist(x.data(), q.data(), x.size());
         bits = qz.bits_per_parameter(d.rows, d.cols);
       }
       const auto m = metrics::finish(sums);
@@ -233,6 +303,14 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
                          std::uint64_t{d.cols}, d.samples, d.seed, d.cell_seed, m.mse, m.rmse, m.max_abs_err,
                          m.mean_rel_err, m.sqnr_db, bits, m.n_nan, stats.n_clipped, m.n_nonfinite_in});
       run.values_quantized += d.samples;
+      if (g.histogram_bins) {
+        const double inf = std::numeric_limits<double>::infinity(), w = 9.0 / g.histogram_bins;
+        for (int b = 0; b <= g.histogram_bins; ++b) {
+          const double lo = b <= 1 ? -inf : -8 + (b - 1) * w, hi = b == 0 ? -inf : b == g.histogram_bins ? inf : -8 + b * w;
+          run.histograms->add_row({std::uint64_t{cell}, qz.name(), spec.text, d.tensor, std::int64_t{b}, lo, hi,
+                                   hist[static_cast<std::size_t>(b)]});
+        }
+      }
       progress.add(1);
     }
   }
@@ -260,6 +338,8 @@ int run_cli(const std::vector<std::string>& args) {
       "seed", po::value<std::vector<std::string>>()->composing()->value_name("S[,S...]"), "run seed(s) (default 0)")(
       "cols", po::value<std::size_t>()->default_value(0)->value_name("C"), "columns of a synthetic sample (0: automatic)")(
       "per-tensor", po::bool_switch(), "weights: one row per tensor instead of one per selection")(
+      "histogram", po::value<int>()->default_value(0)->value_name("B"),
+      "also write quant_error_hist: per cell, B bins of log10(|q-x|/rms(x)) over [-8, 1) plus a bin of exact values")(
       "shard", po::value<std::string>()->value_name("i/N"), "run only the i-th of N disjoint parts of the grid (i from 0)")(
       "output,o", po::value<std::string>()->default_value("quant_error.h5")->value_name("FILE"), "results file")(
       "append", po::bool_switch(), "append rows to an existing results file")(
@@ -289,6 +369,7 @@ int run_cli(const std::vector<std::string>& args) {
   }
   g.cols = (*vm)["cols"].as<std::size_t>();
   g.per_tensor = (*vm)["per-tensor"].as<bool>();
+  g.histogram_bins = (*vm)["histogram"].as<int>();
   g.quiet = (*vm)["quiet"].as<bool>();
   if (vm->count("shard")) std::tie(g.shard_index, g.shard_count) = parse_shard((*vm)["shard"].as<std::string>());
 
@@ -322,6 +403,7 @@ int run_cli(const std::vector<std::string>& args) {
                                                 fmt::join(g.formats, ","), fmt::join(g.dists, " | "),
                                                 fmt::join(g.samples, ","), fmt::join(g.seeds, ","), g.cols, g.per_tensor));
   writer.add(std::move(run.table));
+  if (run.histograms) writer.add(std::move(*run.histograms));
   writer.commit();
   if (!g.quiet) std::cerr << "wrote " << (*vm)["output"].as<std::string>() << "\n";
   return 0;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ struct QuantErrorGrid {
   std::size_t cols = 0;          // 0: automatic (sources/source.hpp)
   bool per_tensor = false;       // weights: one row per tensor
   bool weights_2d_only = false;  // weights: skip tensors with fewer than 2 dimensions
+  // > 0: also the table `quant_error_hist`, per cell a histogram of
+  // log10(|q − x| / rms(x)) over finite inputs: bin 0 counts exact values
+  // (q == x), bins 1 … B split [-8, 1) evenly, values outside clamp to the
+  // first / last of them.
+  int histogram_bins = 0;
   std::size_t shard_index = 0, shard_count = 1;
   bool quiet = false;
 };
@@ -40,9 +46,11 @@ struct QuantErrorRun {
   std::uint64_t values_quantized = 0;  // Σ cells' sample sizes
   double seconds = 0;                  // wall time of the cells
   std::vector<std::string> warnings;   // NaN/inf in inputs etc. (already printed unless quiet)
+  std::optional<Table> histograms;     // quant_error_hist, with histogram_bins > 0
 };
 
 Table quant_error_schema();
+Table quant_error_hist_schema();
 // Validates everything (formats, dists, files, shapes) before any work;
 // throws UsageError / InputError / FormatError.
 QuantErrorRun run_quant_error(const QuantErrorGrid& grid);
