@@ -242,3 +242,16 @@ TEST(QuantError, HistogramsCountEveryValue) {
   EXPECT_EQ(total[1], 65536u);
   EXPECT_GE(h.column("count").uint64s[0], 65536u / 64);  // cell 0 = nf4@64, bin 0 = exact
 }
+
+// --config FILE (issue 10): the same option names; the command line wins.
+TEST(QuantError, ConfigFileWithCommandLineOverride) {
+  REQUIRE_BIN();
+  const auto cfg = dir() / "sweep.cfg", out = dir() / "cfg.h5";
+  std::ofstream(cfg) << "formats = nf4@64,int8@row\ndist = student-t:nu=3\ndist = laplace\nsamples = 8192\nseed = 5\n";
+  const auto r = run_lowbit(fmt::format("quant-error --config '{}' --seed 6 -q -o '{}'", cfg.string(), out.string()));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const Table t = read_table(out, "quant_error");
+  ASSERT_EQ(t.rows(), 4u);
+  for (std::size_t i = 0; i < t.rows(); ++i) EXPECT_EQ(t.column("seed").uint64s[i], 6u);
+  EXPECT_EQ(t.column("dist").strings[3], "laplace");
+}

@@ -130,7 +130,7 @@ int run_cli(const std::vector<std::string>& args) {
                       "formats, against an fp64 reference. One row per cell in the table `matmul_error`.");
   parser.add()("methods", po::value<std::string>()->default_value("fp16,bf16,int8-vectorwise,llm-int8,fp8-e4m3,nf4@64,int4@64,mxfp4")->value_name("LIST"),
                "methods (see --help text) and weight-only formats")(
-      "shape", po::value<std::vector<std::string>>()->composing()->value_name("MxKxN"), "matrix sizes, repeatable (default 64x1024x1024)")(
+      "shape", po::value<std::vector<std::string>>()->value_name("MxKxN"), "matrix sizes, repeatable (default 64x1024x1024)")(
       "outlier-frac", po::value<std::string>()->default_value("0,0.005")->value_name("F[,F...]"), "fractions of A's columns planted as outliers")(
       "outlier-scale", po::value<std::string>()->default_value("20")->value_name("S[,S...]"), "factor of the outlier columns")(
       "threshold", po::value<double>()->default_value(6.0)->value_name("T"), "LLM.int8 outlier threshold")(

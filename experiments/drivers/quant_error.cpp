@@ -329,13 +329,13 @@ int run_cli(const std::vector<std::string>& args) {
                       "with probability p) | outlier-cols[:p=0.01,k=20] (whole columns) | weights:PATH[:GLOB] "
                       "(.safetensors, .npy, .h5). A sample of n values is a rows x cols matrix: cols = --cols, "
                       "else 4096 if it divides n, else the largest divisor <= 4096 that is a multiple of 64.");
-  parser.add()("formats,f", po::value<std::vector<std::string>>()->composing()->value_name("LIST"),
+  parser.add()("formats,f", po::value<std::vector<std::string>>()->value_name("LIST"),
                "formats, comma-separated, repeatable (e4m3fn@tensor, nf4@64, int8@row, mxfp4, ...)")(
-      "dist,d", po::value<std::vector<std::string>>()->composing()->value_name("SPEC"),
+      "dist,d", po::value<std::vector<std::string>>()->value_name("SPEC"),
       "data source, repeatable (default normal)")(
-      "samples,n", po::value<std::vector<std::string>>()->composing()->value_name("N[,N...]"),
+      "samples,n", po::value<std::vector<std::string>>()->value_name("N[,N...]"),
       "values per synthetic sample (default 1000000; 4e6 accepted)")(
-      "seed", po::value<std::vector<std::string>>()->composing()->value_name("S[,S...]"), "run seed(s) (default 0)")(
+      "seed", po::value<std::vector<std::string>>()->value_name("S[,S...]"), "run seed(s) (default 0)")(
       "cols", po::value<std::size_t>()->default_value(0)->value_name("C"), "columns of a synthetic sample (0: automatic)")(
       "per-tensor", po::bool_switch(), "weights: one row per tensor instead of one per selection")(
       "histogram", po::value<int>()->default_value(0)->value_name("B"),
