@@ -382,7 +382,7 @@ int run_cli(const std::vector<std::string>& args) {
   if (!g.quiet) {
     if (rows <= 60) {
       Table brief("quant_error");
-      for (const char* c : {"format", "dist", "samples", "sqnr_db", "mse", "max_abs_err", "bits_per_param", "n_clipped"}) {
+      for (const char* c : {"format", "dist", "tensor", "samples", "sqnr_db", "mse", "max_abs_err", "bits_per_param", "n_clipped"}) {
         const auto& col = run.table.column(c);
         brief.add_column(col.name, col.type, col.unit, col.description);
       }
