@@ -31,7 +31,7 @@ formats = e4m3fn,nf4@64,int8@row
 dist = normal
 dist = student-t:nu=3
 samples = 65536
-seeds = 7,8
+seed = 7,8
 """
 
 
