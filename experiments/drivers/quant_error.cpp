@@ -12,17 +12,22 @@
 #include "experiments/drivers/quant_error.hpp"
 
 #include <fmt/format.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <memory>
 
 #include "experiments/harness/cli.hpp"
+#include "experiments/harness/shard_part.hpp"
 #include "experiments/harness/errors.hpp"
 #include "experiments/harness/progress.hpp"
 #include "experiments/harness/text_table.hpp"
@@ -225,6 +230,10 @@ QuantErrorRun run_quant_error(const QuantErrorGrid& g) {
   run.grid_cells = groups.size() * nf;
   auto in_shard = [&](std::size_t cell) { return cell % g.shard_count == g.shard_index; };
   for (std::size_t c = 0; c < run.grid_cells; ++c) run.shard_cells += in_shard(c);
+  if (g.skip_if && g.skip_if(run.grid_hash, run.shard_cells)) {
+    run.skipped = true;
+    return run;
+  }
 
   const auto start = std::chrono::steady_clock::now();
   Progress progress("quant-error", run.shard_cells, g.quiet);
@@ -343,6 +352,9 @@ int run_cli(const std::vector<std::string>& args) {
       "shard", po::value<std::string>()->value_name("i/N"), "run only the i-th of N disjoint parts of the grid (i from 0)")(
       "output,o", po::value<std::string>()->default_value("quant_error.h5")->value_name("FILE"), "results file")(
       "append", po::bool_switch(), "append rows to an existing results file")(
+      "skip-complete", po::bool_switch(),
+      "exit at once if the output already holds this grid's shard, complete (resuming a Slurm array)")(
+      "threads", po::value<int>()->default_value(0)->value_name("N"), "worker threads (0: all cores; Slurm: $SLURM_CPUS_PER_TASK)")(
       "quiet,q", po::bool_switch(), "no progress bar or summary");
   const auto vm = parser.parse(args);
   if (!vm) return 0;
@@ -372,12 +384,38 @@ int run_cli(const std::vector<std::string>& args) {
   g.histogram_bins = (*vm)["histogram"].as<int>();
   g.quiet = (*vm)["quiet"].as<bool>();
   if (vm->count("shard")) std::tie(g.shard_index, g.shard_count) = parse_shard((*vm)["shard"].as<std::string>());
+  const int threads = (*vm)["threads"].as<int>();
+  if (threads < 0) throw UsageError("quant-error: --threads must be >= 0 (0: all cores)");
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#endif
+  const std::string output = (*vm)["output"].as<std::string>();
+  if ((*vm)["skip-complete"].as<bool>()) {
+    if ((*vm)["append"].as<bool>()) throw UsageError("quant-error: --skip-complete and --append contradict each other");
+    g.skip_if = [&](const std::string& hash, std::uint64_t shard_cells) {
+      std::error_code ec;
+      if (!std::filesystem::exists(output, ec)) return false;
+      try {  // complete = same grid, same shard, every cell's row present
+        const ShardPart p = read_shard_part(output);
+        return p.grid_hash == hash && p.shard_index == static_cast<std::int64_t>(g.shard_index) &&
+               p.shard_count == static_cast<std::int64_t>(g.shard_count) &&
+               read_table(output, "quant_error").rows() == shard_cells;
+      } catch (const InputError&) {
+        return false;  // unreadable or foreign: run again and replace it
+      }
+    };
+  }
 
   ResultsWriter writer((*vm)["output"].as<std::string>(), "quant-error",
                        (*vm)["append"].as<bool>() ? ResultsWriter::Mode::append : ResultsWriter::Mode::create,
                        g.seeds.front());
   writer.check_schema(quant_error_schema());
   auto run = run_quant_error(g);
+  if (run.skipped) {
+    if (!g.quiet) std::cerr << "quant-error: " << output << " already holds shard " << g.shard_index << "/" << g.shard_count
+                            << " of this grid, complete; nothing to do\n";
+    return 0;
+  }
   const std::size_t rows = run.table.rows();
   if (!g.quiet) {
     if (rows <= 60) {

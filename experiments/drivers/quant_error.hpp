@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct QuantErrorGrid {
   int histogram_bins = 0;
   std::size_t shard_index = 0, shard_count = 1;
   bool quiet = false;
+  // Called with the grid hash before any work; returning true skips the
+  // run (`--skip-complete`: the output already holds this shard).
+  std::function<bool(const std::string& grid_hash, std::uint64_t shard_cells)> skip_if;
 };
 
 struct QuantErrorRun {
@@ -47,6 +51,7 @@ struct QuantErrorRun {
   double seconds = 0;                  // wall time of the cells
   std::vector<std::string> warnings;   // NaN/inf in inputs etc. (already printed unless quiet)
   std::optional<Table> histograms;     // quant_error_hist, with histogram_bins > 0
+  bool skipped = false;                // skip_if said the output is already complete
 };
 
 Table quant_error_schema();
