@@ -4,9 +4,10 @@
 //
 // CUDA path (bnb's kernels, what `~bnb` mode specifies): codes, absmax and
 // dequantized values must be identical. bnb's CPU path (files *_cpu_*) is a
-// different implementation (torch.bucketize on fl32 midpoints, a division
-// in the partial block); it is compared too, and its disagreements with the
-// CUDA semantics are counted and must stay rare.
+// different implementation (torch.bucketize on fl32 midpoints, no flush to
+// zero); it is compared too, and each of its disagreements with the CUDA
+// semantics must be one of the documented kinds. Golden files made with
+// bitsandbytes 0.50.2 / torch 2.11 on an H200 (tests/data/bnb/versions.txt).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -161,8 +162,8 @@ TEST(BnbGolden, DoubleQuantizationCudaIdentical) {
       std::size_t first = 0;
       EXPECT_EQ(float_mismatches(dq.absmax, load<float>(p + "_absmax2"), &first), 0u) << first;
       std::vector<float> scales(blocks), deq(n);
-      cpu::double_dequantize(dq, blocks, scales.data(), table, 256);
-      for (std::size_t i = 0; i < n; ++i) deq[i] = decode(element, codes[i]) * scales[i / 64];
+      cpu::double_dequantize(dq, blocks, scales.data(), table, 256, EdgeMode::bnb);
+      for (std::size_t i = 0; i < n; ++i) deq[i] = decode_codebook_bnb(element, codes[i], scales[i / 64]);
       EXPECT_EQ(float_mismatches(deq, load<float>(p + "_deq"), &first), 0u) << "first at " << first;
     }
 }
@@ -187,22 +188,42 @@ TEST(BnbGolden, BlockwiseDynamicCudaIdentical) {
   }
 }
 
-TEST(BnbGolden, CpuPathAgreesOnNormalData) {
+TEST(BnbGolden, CpuPathDiffersOnlyWhereDocumented) {
+  // bnb's CPU path (0.50) against lowbit's CUDA semantics, element by element,
+  // outside the all-zero block 1 (CPU: absmax clamped to 1e−38, codes of 0)
+  // and the subnormal block 2 (CPU: no flush to zero). Measured differences,
+  // each of which must be one of two kinds:
+  //   * the value is exactly a midpoint where bnb's CPU uses fl32(midpoint)
+  //     and its CUDA tree a literal one ulp away (nf4: 4 such midpoints);
+  //   * FP4's ±0: the CPU path gives tiny positive values the −0 code and
+  //     tiny negative ones +0 (decodes to the same 0).
   SKIP_WITHOUT_GOLDEN();
   if (!have("normal_cpu_nf4_codes")) GTEST_SKIP() << "bnb had no CPU path for quantize_4bit in this golden set";
   const auto x = load<float>("input");
   for (const char* qt : {"nf4", "fp4"}) {
     const std::string p = std::string("normal_cpu_") + qt;
     if (!have(p + "_codes")) continue;
+    const Codebook& cb = qt == std::string("nf4") ? nf4 : fp4_bnb;
     const Quantizer q = parse_quantizer(std::string(qt == std::string("nf4") ? "nf4" : "fp4-bnb") + "@64~bnb");
     const QuantizedTensor t = q.quantize(x.data(), 1, x.size());
     const auto ref = load<std::uint8_t>(p + "_codes");
     ASSERT_EQ(ref.size(), t.codes.size());
-    std::size_t differ = 0;
-    for (std::size_t b = 0; b < ref.size(); ++b)
-      if (b * 2 / 64 != 1 && b * 2 / 64 != 2) differ += ref[b] != t.codes[b];  // not the zero/subnormal blocks
-    std::printf("bnb CPU %s: %zu of %zu code bytes differ from the CUDA semantics\n", qt, differ, ref.size());
-    EXPECT_LE(differ, ref.size() / 1000 + 2) << qt;
-    EXPECT_EQ(float_mismatches(bits_to_floats(t.scale_codes), load<float>(p + "_absmax")), 0u) << qt;
+    std::size_t ties = 0, signed_zeros = 0, other = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (i / 64 == 1 || i / 64 == 2) continue;
+      const std::uint32_t mine = unpack_code(t.codes.data(), i, 4), theirs = unpack_code(ref.data(), i, 4);
+      if (mine == theirs) continue;
+      const float a = cb.value[mine], b = cb.value[theirs];
+      const float y = x[i] * (1.0f / t.scales[i / 64]);
+      if (a == b) ++signed_zeros;
+      else if (y == static_cast<float>((static_cast<double>(a) + b) / 2)) ++ties;
+      else ++other;
+    }
+    std::printf("bnb CPU %s vs CUDA semantics: %zu fl32-midpoint ties, %zu signed zeros, %zu other\n", qt, ties,
+                signed_zeros, other);
+    EXPECT_EQ(other, 0u) << qt;
+    auto absmax = bits_to_floats(t.scale_codes), ref_absmax = load<float>(p + "_absmax");
+    absmax[2] = ref_absmax[2] = 0;  // the subnormal block
+    EXPECT_EQ(float_mismatches(absmax, ref_absmax), 0u) << qt;
   }
 }

@@ -25,7 +25,7 @@ struct GroupRange {
   float lo = 0.0f, hi = 0.0f;  // min / max over finite x, 0 if none (zero-point)
   void add(float x) {
     const float a = std::fabs(x);
-    if (a == a) amax_with_inf = std::max(amax_with_inf, a);
+    if (a == a) amax_with_inf = std::max(amax_with_inf, flush_subnormal(a));  // bnb: FTZ
     if (std::isfinite(x)) {
       amax = std::max(amax, a);
       lo = std::min(lo, x);
@@ -120,7 +120,7 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
       if (bnb) {  // bnb's raw arithmetic: absmax with inf, 1/0 = inf
         const float a = ranges[g].amax_with_inf;
         s.scale[g] = a;
-        s.inv[g] = 1.0f / a;
+        s.inv[g] = flush_subnormal(1.0f / a);
         s.code[g] = bit_cast<std::uint32_t>(a);
         continue;
       }
@@ -135,7 +135,7 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
     s.enc_scale = s.scale;
     s.dq = cpu::double_quantize(s.scale.data(), groups, cpu::mean_offset(s.scale.data(), groups), dyn8, 256,
                                 q.edge_mode());
-    cpu::double_dequantize(s.dq, groups, s.scale.data());
+    cpu::double_dequantize(s.dq, groups, s.scale.data(), dyn8, 256, q.edge_mode());
   }
   return s;
 }
@@ -161,7 +161,7 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
     float value;
     if (bnb) {
       code = encode_codebook_bnb(el.codebook, xi, inv);
-      value = decode(el.codebook, code) * scale;
+      value = decode_codebook_bnb(el.codebook, code, scale);
     } else if (el.kind == ElementKind::int_zero_point) {
       const int z = s.zero_point[g];
       if (xi != xi) {
@@ -217,6 +217,15 @@ QuantizedTensor Quantizer::quantize(const float* x, std::size_t rows, std::size_
     pack_code(codes, i, bits, code);
   });
   if (stats) *stats = st;
+  // An odd count of 4-bit codes: the spare low nibble holds the code of 0.0,
+  // as bitsandbytes (which quantizes a zero pad element).
+  if (bits == 4 && n % 2 == 1) {
+    bool unused = false;
+    const std::uint32_t zero = element_.kind == ElementKind::int_zero_point
+                                   ? static_cast<std::uint32_t>(s.zero_point.empty() ? 0 : s.zero_point.back())
+                                   : encode_element(element_, 0.0f, 0.0f, 0.0f, unused);
+    pack_code(codes, n, 4, zero);
+  }
   if (granularity() != Granularity::none) {
     t.scales = s.scale;
     t.scale_codes = s.code;
@@ -234,6 +243,7 @@ void Quantizer::dequantize(const QuantizedTensor& t, float* out) const {
   const ElementFormat& el = element_;
   const bool unscaled = granularity_ == Granularity::none;
   const bool zp = el.kind == ElementKind::int_zero_point;
+  const bool bnb = edge_ == EdgeMode::bnb;
   const std::size_t chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
@@ -243,7 +253,7 @@ void Quantizer::dequantize(const QuantizedTensor& t, float* out) const {
       const std::size_t g = unscaled ? 0 : group_of(i, t.cols);
       const float scale = unscaled ? 1.0f : t.scales[g];
       out[i] = zp ? static_cast<float>(static_cast<int>(code) - t.zero_points[g]) * scale
-                  : decode_element(el, code) * scale;
+                  : bnb ? decode_codebook_bnb(el.codebook, code, scale) : decode_element(el, code) * scale;
     }
   }
 }
@@ -266,16 +276,16 @@ void quantize_blockwise_bnb(const Codebook& cb, const float* x, std::size_t n, s
   for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(blocks); ++bi) {
     const std::size_t b = static_cast<std::size_t>(bi) * block, e = std::min(n, b + block);
     float a = 0.0f;
-    for (std::size_t i = b; i < e; ++i) a = std::fmax(a, std::fabs(x[i]));  // fmax skips NaN, as CUDA's fmaxf
+    for (std::size_t i = b; i < e; ++i) a = std::fmax(a, flush_subnormal(std::fabs(x[i])));  // fmax skips NaN, as fmaxf
     absmax[bi] = a;
-    const float inv = 1.0f / a;
+    const float inv = flush_subnormal(1.0f / a);
     for (std::size_t i = b; i < e; ++i) codes[i] = static_cast<std::uint8_t>(encode_codebook_bnb(cb, x[i], inv));
   }
 }
 
 void dequantize_blockwise(const Codebook& cb, const std::uint8_t* codes, const float* absmax, std::size_t n,
                           std::size_t block, float* out) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = decode(cb, codes[i]) * absmax[i / block];
+  for (std::size_t i = 0; i < n; ++i) out[i] = decode_codebook_bnb(cb, codes[i], absmax[i / block]);
 }
 
 float mean_offset(const float* scales, std::size_t n) {
@@ -311,10 +321,12 @@ DoubleQuantized double_quantize(const float* scales, std::size_t n, float offset
 }
 
 void double_dequantize(const DoubleQuantized& dq, std::size_t n, float* scales, const Codebook& cb,
-                       std::size_t block) {
+                       std::size_t block, EdgeMode mode) {
+  const bool ftz = mode == EdgeMode::bnb;
   for (std::size_t i = 0; i < n; ++i) {
-    const volatile float product = decode(cb, dq.codes[i]) * dq.absmax[i / block];  // no fused multiply-add
-    scales[i] = product + dq.offset;
+    volatile float product = decode(cb, dq.codes[i]) * dq.absmax[i / block];  // volatile: no fused multiply-add
+    if (ftz) product = flush_subnormal(product);
+    scales[i] = ftz ? flush_subnormal(product + dq.offset) : product + dq.offset;
   }
 }
 

@@ -14,12 +14,13 @@
 
 namespace lowbit::cpu {
 
-// bitsandbytes' quantize_blockwise / quantize_4bit arithmetic, one code per
-// element (unpacked): absmax[b] = max |x| over block b (NaN skipped, ±inf
-// kept), codes = encode(x · (1/absmax)) with NaN → bnb_nan_code.
+// bitsandbytes' quantize_blockwise / quantize_4bit arithmetic (its CUDA
+// kernels), one code per element (unpacked): subnormals flushed to zero,
+// absmax[b] = max |x| over block b (NaN skipped, ±inf kept), codes =
+// encode(x · (1/absmax)) with NaN → bnb_nan_code.
 void quantize_blockwise_bnb(const Codebook& cb, const float* x, std::size_t n, std::size_t block,
                             std::uint8_t* codes, float* absmax);
-// out[i] = value(code) · absmax[i / block].
+// out[i] = value(code) · absmax[i / block], flushed to zero if subnormal (bnb's FTZ).
 void dequantize_blockwise(const Codebook& cb, const std::uint8_t* codes, const float* absmax, std::size_t n,
                           std::size_t block, float* out);
 
@@ -35,8 +36,9 @@ float mean_offset(const float* scales, std::size_t n);
 // bnb: quantize_blockwise(scales − offset, code=dyn8, blocksize=256).
 DoubleQuantized double_quantize(const float* scales, std::size_t n, float offset, const Codebook& cb = dyn8,
                                 std::size_t block = 256, EdgeMode mode = EdgeMode::exact);
-// scale[i] = fl(fl(value(code) · absmax) + offset): two roundings, no FMA.
+// scale[i] = fl(fl(value(code) · absmax) + offset): two roundings, no FMA
+// (GPU code: __fmul_rn / __fadd_rn); bnb mode flushes subnormals as well.
 void double_dequantize(const DoubleQuantized& dq, std::size_t n, float* scales, const Codebook& cb = dyn8,
-                       std::size_t block = 256);
+                       std::size_t block = 256, EdgeMode mode = EdgeMode::exact);
 
 }  // namespace lowbit::cpu

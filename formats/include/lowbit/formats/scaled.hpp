@@ -37,7 +37,8 @@
 //   * huge values: s ≤ FLT_MAX always; 1/s may be subnormal for amax > 2^126,
 //     costing a few of its 24 bits — irrelevant for ≤ 8-bit elements.
 // bnb mode (codebook elements with fp32 scales only) instead does bnb's raw
-// float arithmetic: amax includes ±inf, inv = 1/amax even for 0 (= inf), and
+// float arithmetic: subnormals flushed to zero (its --use_fast_math build),
+// amax includes ±inf, inv = 1/amax even for 0 (= inf), and
 // NaN products take the codebook's bnb_nan_code — NaN → −absmax for nf4, an
 // all-zero block → code 0, an inf makes the block's other values NaN on decode.
 #pragma once
@@ -208,10 +209,21 @@ LOWBIT_HD LOWBIT_FORCEINLINE float decode_element(const ElementFormat& e, std::u
   return 0.0f;
 }
 
-// bnb mode for codebooks: bnb's own float arithmetic, NaN → bnb_nan_code.
+// Flush a subnormal to a zero of its sign: bitsandbytes' kernels are built
+// with --use_fast_math, so every input, product and reciprocal is FTZ
+// (measured: a block of subnormals quantizes like a block of zeros).
+LOWBIT_HD LOWBIT_FORCEINLINE float flush_subnormal(float x) {
+  return fabsf(x) < FLT_MIN ? (bit_cast<std::uint32_t>(x) >> 31 ? -0.0f : 0.0f) : x;
+}
+
+// bnb mode for codebooks: bnb's own float arithmetic (FTZ, inv = 1/absmax
+// even for 0), NaN → bnb_nan_code. `inv_raw` = flush_subnormal(1 / absmax).
 LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_codebook_bnb(const Codebook& cb, float x, float inv_raw) {
-  const float y = x * inv_raw;
+  const float y = flush_subnormal(flush_subnormal(x) * inv_raw);
   return y == y ? encode(cb, y) : cb.bnb_nan_code;
+}
+LOWBIT_HD LOWBIT_FORCEINLINE float decode_codebook_bnb(const Codebook& cb, std::uint32_t code, float absmax) {
+  return flush_subnormal(decode(cb, code) * absmax);
 }
 
 }  // namespace lowbit
