@@ -133,9 +133,10 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
   if (q.scale_format() == ScaleFormat::dq) {
     // Elements keep the exact fp32 scale (inv); decoding uses the dq'd one.
     s.enc_scale = s.scale;
-    s.dq = cpu::double_quantize(s.scale.data(), groups, cpu::mean_offset(s.scale.data(), groups), dyn8, 256,
+    const Codebook& table = q.edge_mode() == EdgeMode::bnb ? dyn8_bnb : dyn8;
+    s.dq = cpu::double_quantize(s.scale.data(), groups, cpu::mean_offset(s.scale.data(), groups), table, 256,
                                 q.edge_mode());
-    cpu::double_dequantize(s.dq, groups, s.scale.data(), dyn8, 256, q.edge_mode());
+    cpu::double_dequantize(s.dq, groups, s.scale.data(), table, 256, q.edge_mode());
   }
   return s;
 }
