@@ -304,8 +304,8 @@ def cmd_run(args):
         run_quant(b, bnb)
     if "gemm" in ops:
         run_gemm(b, bnb)
-    write_h5(args.output, b.rows, dict(gpu_name=b.gpu, torch_version=torch.__version__,
-                                       bitsandbytes_version=bnb_version, copy_gbps=b.copy_gbps,
+    write_h5(args.output, b.rows, dict(gpu_name=str(b.gpu), torch_version=str(torch.__version__),
+                                       bitsandbytes_version=str(bnb_version), copy_gbps=float(b.copy_gbps),
                                        cuda_version=str(torch.version.cuda), seconds=time.time() - t0))
     print(f"wrote {args.output} ({len(b.rows)} rows, {time.time() - t0:.0f} s)", file=sys.stderr)
     return 0

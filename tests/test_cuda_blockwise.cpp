@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -116,6 +118,12 @@ struct Case {
   std::size_t n;
 };
 
+// LOWBIT_TEST_SMALL=1 (the compute-sanitizer runs): sizes / 16, odd sizes kept odd.
+std::size_t sized(std::size_t n) {
+  if (!std::getenv("LOWBIT_TEST_SMALL")) return n;
+  return std::max<std::size_t>(n / 16, 2048) | (n & 1);
+}
+
 // ------------------------------------------------------------------ dequantize
 
 TEST(CudaBlockwise, Dequantize4bitEqualsCpu) {
@@ -125,7 +133,8 @@ TEST(CudaBlockwise, Dequantize4bitEqualsCpu) {
                         {"nf4@64+dq", (1 << 20) + 64 * 300 + 5}, {"fp4-bnb@256+dq", 1 << 19},
                         {"nf4@64~bnb", 1 << 16},  {"nf4@100", 30001},       {"int4@64", 1 << 16},
                         {"e2m1fn@64", 1 << 16},   {"nf4@6", 999}};
-  for (const Case& c : cases) {
+  for (Case c : cases) {
+    c.n = sized(c.n);
     SCOPED_TRACE(c.name + std::string(" n=") + std::to_string(c.n));
     const Quantizer q = parse_quantizer(c.name);
     const std::size_t B = q.block_size();
@@ -172,7 +181,8 @@ TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
                         {"nf4@32", 65536 + 9},      {"nf4@8", 4099},          {"nf4@256", 1 << 18},
                         {"nf4@64~bnb", 1 << 18},    {"fp4-bnb@64~bnb", 1 << 18}, {"nf4@4096~bnb", 1 << 20},
                         {"nf4@100", 30001},         {"nf4@6", 999}};
-  for (const Case& c : cases) {
+  for (Case c : cases) {
+    c.n = sized(c.n);
     SCOPED_TRACE(c.name + std::string(" n=") + std::to_string(c.n));
     const Quantizer q = parse_quantizer(c.name);
     const std::size_t B = q.block_size();
@@ -199,10 +209,14 @@ TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
       CUDA_OK(cudaDeviceSynchronize());
       const auto hc = codes.down();
       const auto ha = absmax.down();
-      std::size_t bad_codes = 0, bad_scales = 0;
-      for (std::size_t i = 0; i < hc.size(); ++i) bad_codes += hc[i] != t.codes[i];
+      std::size_t bad_codes = 0, bad_scales = 0, first = 0;
+      for (std::size_t i = 0; i < hc.size(); ++i)
+        if (hc[i] != t.codes[i] && bad_codes++ == 0) first = i;
       for (std::size_t i = 0; i < ha.size(); ++i) bad_scales += bit_cast<std::uint32_t>(ha[i]) != t.scale_codes[i];
-      EXPECT_EQ(bad_codes, 0u) << "code bytes differ";
+      EXPECT_EQ(bad_codes, 0u) << "code bytes differ; first byte " << first << " (elements " << 2 * first
+                               << ", x = " << x[2 * first] << ", " << (2 * first + 1 < c.n ? x[2 * first + 1] : 0.0f)
+                               << ", block " << 2 * first / B << "): gpu " << int(hc[first]) << " cpu "
+                               << int(t.codes[first]);
       EXPECT_EQ(bad_scales, 0u) << "scales differ";
     }
   }
@@ -213,7 +227,8 @@ TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
 TEST(CudaBlockwise, Mx8EqualsCpu) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";
   for (const char* name : {"e4m3fn@32:e8m0", "e5m2@32:e8m0"}) {
-    for (std::size_t n : {std::size_t{1} << 20, std::size_t{100000 + 17}}) {
+    for (std::size_t n0 : {std::size_t{1} << 20, std::size_t{100000 + 17}}) {
+      const std::size_t n = sized(n0);
       SCOPED_TRACE(name + std::string(" n=") + std::to_string(n));
       const Quantizer q = parse_quantizer(name);
       const FormatSpec el = q.element().spec;
@@ -315,8 +330,10 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         }
         Dev<std::uint16_t> xd(M * K), yd(M * N);
         xd.up(x16.data());
+        for (auto variant : {cuda::Gemm4Variant::pipelined, cuda::Gemm4Variant::registers}) {
+        SCOPED_TRACE(variant == cuda::Gemm4Variant::pipelined ? "pipelined" : "registers");
         yd.poison();
-        CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p));
+        CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));
         CUDA_OK(cudaDeviceSynchronize());
         const auto y = yd.down();
         std::size_t bad = 0;
@@ -338,6 +355,7 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
           }
         EXPECT_EQ(bad, 0u);
         EXPECT_LT(std::sqrt(num / den), act == DType::bf16 ? 1e-2 : 2e-3);
+        }
       }
     }
   }

@@ -389,6 +389,22 @@ void run_gemm(Bench& b) {
                       check(gemm_4bit(xs[i % 16].get(), act, M, w, y.get(), st), "gemm_4bit");
                     });
         }
+        if (primary && (M == b.opt.ms.front() || M == b.opt.ms.back())) {  // the first kernel version, for NOTES.md
+          const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
+          b.measure("gemm4", "lowbit-v1", q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,
+                    [&](void* st, int i) {
+                      const Quantized4& s = sets[i % rot];
+                      Weight4 w;
+                      w.codes = s.codes.as<std::uint8_t>();
+                      w.scales = s.scales;
+                      w.block = q.block_size();
+                      w.N = N;
+                      w.K = K;
+                      w.table = t;
+                      check(gemm_4bit(xs[i % 16].get(), DType::bf16, M, w, y.get(), st, Gemm4Variant::registers),
+                            "gemm_4bit (registers)");
+                    });
+        }
         if (primary) {  // dequantize to bf16, then cuBLASLt: the unfused way
           LtMatmul mm(M, N, K, true);
           const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;

@@ -16,7 +16,9 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
+#include <type_traits>
 #include <stdexcept>
 
 #include "kernels/cuda/device_util.cuh"
@@ -57,23 +59,25 @@ Dyn8Values dyn8_param() {
   return d;
 }
 
-// scaled.hpp's group_scale for the fp32 and e8m0 scale formats, restated
+// scaled.hpp's group_scale / safe_inverse / scale_down for the fp32 and e8m0
+// scale formats, restated (inv = 1/s may be +inf for s < 2^-128: then y = x / s);
 // line for line: group_scale itself names the host constants fp16 / bf16 /
 // e4m3fn by reference, which device code may not (ODR-use of a host variable).
 struct DeviceGroupScale {
   std::uint32_t code;
   float scale, inv;
 };
+__device__ __forceinline__ float device_inverse(float s) { return s > 0.0f ? __frcp_rn(s) : 0.0f; }  // safe_inverse
 __device__ __forceinline__ DeviceGroupScale fp32_group_scale(float amax, float max_elem) {
-  float s = amax / max_elem;
+  float s = max_elem == 1.0f ? amax : __fdiv_rn(amax, max_elem);  // x / 1 is x: skip the division
   if (s > FLT_MAX) s = FLT_MAX;
-  return {__float_as_uint(s), s, safe_inverse(s)};
+  return {__float_as_uint(s), s, device_inverse(s)};
 }
 __device__ __forceinline__ DeviceGroupScale e8m0_group_scale(float amax, int emax_elem) {
   int e = amax > 0.0f ? floor_log2(amax) - emax_elem : -127;
   e = e < -127 ? -127 : (e > 127 ? 127 : e);
   const float s = static_cast<float>(pow2(e));
-  return {static_cast<std::uint32_t>(e + 127), s, safe_inverse(s)};
+  return {static_cast<std::uint32_t>(e + 127), s, device_inverse(s)};
 }
 // scaled.hpp's element_convert_options, built in device code.
 __device__ __forceinline__ ConvertOptions device_element_options() {
@@ -93,54 +97,72 @@ __device__ __forceinline__ float block_scale(const BlockScales& s, std::size_t b
 // ---------------------------------------------------------------- dequantize 4-bit
 
 constexpr int kDqThreads = 256;
-constexpr int kDqUnroll = 4;  // units of 8 elements per thread per step
+
+// A thread's unit: 8 elements from 4 code bytes (16-bit outputs: one 16-byte
+// store), or 4 elements from 2 code bytes (fp32: one 16-byte store), so every
+// store instruction of a warp writes 512 contiguous bytes.
+template <class OutT>
+struct DqUnit {
+  static constexpr int kElems = sizeof(OutT) == 4 ? 4 : 8;
+  static constexpr int kUnroll = sizeof(OutT) == 4 ? 8 : 4;  // units per thread per step
+  using Word = std::conditional_t<sizeof(OutT) == 4, std::uint16_t, std::uint32_t>;
+};
+
+__device__ __forceinline__ void store_unit(float* p, const float (&v)[4]) {
+  __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+}
+template <class OutT>
+__device__ __forceinline__ void store_unit(OutT* p, const float (&v)[8]) {
+  store8(p, v);
+}
 
 template <class OutT, bool kDq>
 __global__ void __launch_bounds__(kDqThreads) dequant4_kernel(Table16 t, Dyn8Values dq_table,
-                                                             const std::uint32_t* __restrict__ codes,
+                                                             const typename DqUnit<OutT>::Word* __restrict__ codes,
                                                              BlockScales scales, std::size_t n, std::size_t block,
                                                              int block_shift, OutT* __restrict__ out) {
+  constexpr int E = DqUnit<OutT>::kElems, U = DqUnit<OutT>::kUnroll;
   __shared__ float lut[16];
   __shared__ float dyn8[kDq ? 256 : 1];
   if (threadIdx.x < 16) lut[threadIdx.x] = t.value[threadIdx.x];
   if constexpr (kDq) dyn8[threadIdx.x] = dq_table.v[threadIdx.x];
   __syncthreads();
 
-  const std::size_t units = n / 8;
-  const std::size_t step = std::size_t{gridDim.x} * kDqThreads * kDqUnroll;
-  for (std::size_t base = std::size_t{blockIdx.x} * kDqThreads * kDqUnroll; base < units; base += step) {
-    std::uint32_t w[kDqUnroll];
-    float s[kDqUnroll];
+  const std::size_t units = n / E;
+  const std::size_t step = std::size_t{gridDim.x} * kDqThreads * U;
+  for (std::size_t base = std::size_t{blockIdx.x} * kDqThreads * U; base < units; base += step) {
+    std::uint32_t w[U];
+    float s[U];
 #pragma unroll
-    for (int j = 0; j < kDqUnroll; ++j) {
+    for (int j = 0; j < U; ++j) {
       const std::size_t u = base + j * kDqThreads + threadIdx.x;
-      w[j] = u < units ? __ldcs(codes + u) : 0u;
+      w[j] = u < units ? static_cast<std::uint32_t>(__ldcs(codes + u)) : 0u;
     }
 #pragma unroll
-    for (int j = 0; j < kDqUnroll; ++j) {
+    for (int j = 0; j < U; ++j) {
       const std::size_t u = base + j * kDqThreads + threadIdx.x;
-      const std::size_t e = u * 8;
+      const std::size_t e = u * E;
       const std::size_t b = block_shift >= 0 ? (e >> block_shift) : e / block;
       s[j] = u < units ? block_scale(scales, b, dyn8) : 0.0f;
     }
 #pragma unroll
-    for (int j = 0; j < kDqUnroll; ++j) {
+    for (int j = 0; j < U; ++j) {
       const std::size_t u = base + j * kDqThreads + threadIdx.x;
       if (u >= units) continue;
-      float v[8];
+      float v[E];
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < E / 2; ++k) {
         const std::uint32_t byte = (w[j] >> (8 * k)) & 0xFFu;
         v[2 * k] = __fmul_rn(lut[byte >> 4], s[j]);      // first element: high nibble
         v[2 * k + 1] = __fmul_rn(lut[byte & 15u], s[j]);
       }
-      store8(out + u * 8, v);
+      store_unit(out + u * E, v);
     }
   }
-  // Tail (n % 8 elements): CTA 0.
+  // Tail (n % E elements): CTA 0.
   if (blockIdx.x == 0) {
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(codes);
-    for (std::size_t i = units * 8 + threadIdx.x; i < n; i += kDqThreads) {
+    for (std::size_t i = units * E + threadIdx.x; i < n; i += kDqThreads) {
       const std::uint32_t c = unpack_code(bytes, i, 4);
       store1(out + i, __fmul_rn(lut[c], block_scale(scales, i / block, dyn8)));
     }
@@ -171,18 +193,19 @@ int launch_dequant4(const Table16& t, const std::uint8_t* codes, const BlockScal
   const bool aligned = (reinterpret_cast<std::uintptr_t>(codes) % 4 == 0) &&
                        (reinterpret_cast<std::uintptr_t>(out) % 16 == 0);
   const bool dq = s.double_quantized();
-  if (aligned && block % 8 == 0) {
+  constexpr int E = DqUnit<OutT>::kElems;
+  if (aligned && block % E == 0) {
     int shift = -1;
     if ((block & (block - 1)) == 0) {
       shift = 0;
       while ((std::size_t{1} << shift) < block) ++shift;
     }
-    const unsigned grid = detail::grid_for(n / 8 ? n / 8 : 1, kDqThreads * kDqUnroll, 8);
-    const auto* c32 = reinterpret_cast<const std::uint32_t*>(codes);
+    const unsigned grid = detail::grid_for(n / E ? n / E : 1, kDqThreads * DqUnit<OutT>::kUnroll, 8);
+    const auto* cw = reinterpret_cast<const typename DqUnit<OutT>::Word*>(codes);
     if (dq)
-      dequant4_kernel<OutT, true><<<grid, kDqThreads, 0, stream>>>(t, dyn8, c32, s, n, block, shift, out);
+      dequant4_kernel<OutT, true><<<grid, kDqThreads, 0, stream>>>(t, dyn8, cw, s, n, block, shift, out);
     else
-      dequant4_kernel<OutT, false><<<grid, kDqThreads, 0, stream>>>(t, dyn8, c32, s, n, block, shift, out);
+      dequant4_kernel<OutT, false><<<grid, kDqThreads, 0, stream>>>(t, dyn8, cw, s, n, block, shift, out);
   } else {
     const unsigned grid = detail::grid_for(n, 256, 16);
     if (dq)
@@ -195,8 +218,8 @@ int launch_dequant4(const Table16& t, const std::uint8_t* codes, const BlockScal
 
 // ---------------------------------------------------------------- quantize 4-bit
 
-// Rank of y among the sorted thresholds: a 4-step binary search over shared
-// memory, equal to #{k : y > thr[k]} (codebook_rank) because thr is sorted.
+// Rank of y among the sorted thresholds: a 4-step binary search, equal to
+// #{k : y > thr[k]} (codebook_rank) because thr is sorted. The generic path's.
 __device__ __forceinline__ int rank16(const float* thr, float y) {
   int r = (y > thr[7]) ? 8 : 0;
   r += (y > thr[r + 3]) ? 4 : 0;
@@ -205,25 +228,78 @@ __device__ __forceinline__ int rank16(const float* thr, float y) {
   return r;
 }
 
+// The fast path's rank: a uniform grid of `cells` cells over [lo, hi] (the
+// finite thresholds' span), each holding r0 = #{thresholds below the cell's
+// lower edge minus one cell}. The host only builds the grid when consecutive
+// thresholds are more than 3 cells apart, so the one-cell neighbourhood of
+// any cell holds at most one threshold, thr[r0], and
+//   rank = r0 + (y > thr[r0])
+// equals the linear count exactly, whatever the float rounding of the cell
+// index (off by at most one cell). NaN lands in cell 0 and ranks 0, as in the
+// linear count; ±inf clamp to the end cells.
+struct RankGrid {
+  float lo = 0, inv_w = 0;
+  int cells = 0;  // 0: no grid (binary search)
+  std::uint32_t r0w[512];  // r0 of cell c in byte c % 4 of word c / 4 (passed by value: 2 KB of kernel parameters)
+};
+
+RankGrid make_rank_grid(const Table16& t) {
+  RankGrid g{};
+  double thr[16];
+  int finite = 0;
+  for (int k = 0; k < 15; ++k)
+    if (t.threshold[k] < INFINITY) thr[finite++] = t.threshold[k];
+  if (finite < 2) return g;
+  const double lo = thr[0], hi = thr[finite - 1];
+  double gap = INFINITY;
+  for (int k = 1; k < finite; ++k) gap = std::min(gap, thr[k] - thr[k - 1]);
+  if (!(gap > 0)) return g;
+  for (int cells = 64; cells <= 2048; cells *= 2) {
+    const double w = (hi - lo) / cells;
+    if (gap <= 3.01 * w) continue;
+    g.cells = cells;
+    g.lo = static_cast<float>(lo);
+    g.inv_w = static_cast<float>(cells / (hi - lo));
+    const double w_used = 1.0 / static_cast<double>(g.inv_w);
+    for (int c = 0; c < cells; ++c) {
+      const double edge = static_cast<double>(g.lo) + (c - 1) * w_used;
+      int r = 0;
+      while (r < finite && thr[r] < edge) ++r;
+      g.r0w[c / 4] |= static_cast<std::uint32_t>(c == 0 ? 0 : r) << (8 * (c % 4));
+    }
+    return g;
+  }
+  return g;
+}
+
 // One block = G = block/8 threads × 8 elements; G a power of two ≤ 512.
-// CTA = max(256, G) threads.
+// CTA = max(256, G) threads. exact mode: scaled.hpp (y = scale_down(x, inv, s),
+// NaN → zero code, ±inf → y = x); bnb mode: y = x · (1/amax), NaN → bnb_nan_code.
 template <class InT, bool kBnb>
 __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __restrict__ x, std::size_t n,
                                                     int group_log2, std::uint8_t* __restrict__ codes,
-                                                    float* __restrict__ absmax) {
+                                                    float* __restrict__ absmax, const RankGrid grid) {
   __shared__ float thr[16];
   __shared__ std::uint8_t cor[16];
   __shared__ float warp_max[16];
-  if (threadIdx.x < 15) thr[threadIdx.x] = t.threshold[threadIdx.x];
-  if (threadIdx.x < 16) cor[threadIdx.x] = t.code_of_rank[threadIdx.x];
+  __shared__ std::uint32_t cell_r0w[512];
+  const auto* cell_r0 = reinterpret_cast<const std::uint8_t*>(cell_r0w);
+  const int cells = grid.cells;
+  const float glo = grid.lo, ginv = grid.inv_w, gmax = static_cast<float>(cells - 1);
+  if (threadIdx.x < 16) {
+    thr[threadIdx.x] = threadIdx.x < 15 ? t.threshold[threadIdx.x] : INFINITY;
+    cor[threadIdx.x] = t.code_of_rank[threadIdx.x];
+  }
+  for (int c = threadIdx.x; c < cells / 4; c += blockDim.x) cell_r0w[c] = grid.r0w[c];
   __syncthreads();
   const int G = 1 << group_log2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const std::size_t cta_elems = std::size_t{blockDim.x} * 8;
   for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
+    const bool full = i0 + 8 <= n;
     float v[8];
-    if (i0 + 8 <= n) {
+    if (full) {
       load8(x + i0, v);
     } else {
 #pragma unroll
@@ -249,35 +325,46 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
     float s, inv;
     if constexpr (kBnb) {  // bnb's raw arithmetic (the CPU reference's): s = amax, inv = 1/amax (1/0 = inf)
       s = m;
-      inv = __fdiv_rn(1.0f, m);
+      inv = __frcp_rn(m);
     } else {
       const DeviceGroupScale g = fp32_group_scale(m, t.max_magnitude);
       s = g.scale;
       inv = g.inv;
     }
+    const bool divide = !kBnb && !(inv <= FLT_MAX);  // subnormal s: y = x / s (scale_down)
     std::uint32_t word = 0;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
-      std::uint32_t c;
-      if constexpr (kBnb) {
-        const float y = __fmul_rn(v[k], inv);
-        c = (y == y) ? cor[rank16(thr, y)] : t.bnb_nan_code;
-      } else {
-        if (v[k] != v[k]) {
-          c = t.zero_code;
-        } else {
-          float y = __fmul_rn(v[k], inv);
-          if (fabsf(v[k]) == INFINITY) y = v[k];
-          c = cor[rank16(thr, y)];
-        }
+      const float xv = v[k];
+      float y = divide ? __fdiv_rn(xv, s) : __fmul_rn(xv, inv);
+      if constexpr (!kBnb) {
+        if (fabsf(xv) == INFINITY) y = xv;
       }
-      if (i0 + k >= n) c = 0;  // past the end: the odd count's last low nibble stays 0
+      int r;
+      if (cells) {
+        const float tc = fminf(fmaxf((y - glo) * ginv, 0.0f), gmax);  // NaN → 0
+        const int r0 = cell_r0[static_cast<int>(tc)];
+        r = r0 + (y > thr[r0] ? 1 : 0);
+      } else {
+        r = rank16(thr, y);
+      }
+      std::uint32_t c = cor[r];
+      if constexpr (kBnb) {
+        c = (y == y) ? c : t.bnb_nan_code;
+      } else {
+        c = (xv == xv) ? c : t.zero_code;
+      }
       word |= c << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4);
     }
-    if (i0 + 8 <= n) {
+    if (full) {
       *reinterpret_cast<std::uint32_t*>(codes + i0 / 2) = word;
     } else if (i0 < n) {
-      const std::size_t nbytes = (n - i0 + 1) / 2;
+      // Past the end: the odd count's last low nibble stays 0.
+      const std::size_t left = n - i0;
+#pragma unroll
+      for (int k = 0; k < 8; ++k)
+        if (static_cast<std::size_t>(k) >= left) word &= ~(0xFu << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4));
+      const std::size_t nbytes = (left + 1) / 2;
       for (std::size_t b = 0; b < nbytes; ++b) codes[i0 / 2 + b] = static_cast<std::uint8_t>(word >> (8 * b));
     }
     if ((threadIdx.x & (G - 1)) == 0 && i0 < n) absmax[i0 >> (group_log2 + 3)] = s;
@@ -327,12 +414,13 @@ __global__ void quant4_generic_pack_kernel(Table16 t, const InT* __restrict__ x,
       const float xv = load1(x + i);
       std::uint32_t c;
       if constexpr (kBnb) {
-        const float y = __fmul_rn(xv, __fdiv_rn(1.0f, s));
+        const float y = __fmul_rn(xv, __frcp_rn(s));
         c = (y == y) ? t.code_of_rank[rank16(t.threshold, y)] : t.bnb_nan_code;
       } else if (xv != xv) {
         c = t.zero_code;
       } else {
-        float y = __fmul_rn(xv, safe_inverse(s));
+        const float inv = device_inverse(s);
+        float y = inv <= FLT_MAX ? __fmul_rn(xv, inv) : __fdiv_rn(xv, s);
         if (fabsf(xv) == INFINITY) y = xv;
         c = t.code_of_rank[rank16(t.threshold, y)];
       }
@@ -353,14 +441,15 @@ int launch_quant4(const Table16& t, const InT* x, std::size_t n, std::size_t blo
     while ((std::size_t{8} << glog) < block) ++glog;
     const int threads = (1 << glog) > 256 ? (1 << glog) : 256;
     const unsigned grid = detail::grid_for(n, std::size_t(threads) * 8, 2048 / threads);
+    const RankGrid rg = make_rank_grid(t);
     if (bnb)
-      quant4_kernel<InT, true><<<grid, threads, 0, stream>>>(t, x, n, glog, codes, absmax);
+      quant4_kernel<InT, true><<<grid, threads, 0, stream>>>(t, x, n, glog, codes, absmax, rg);
     else
-      quant4_kernel<InT, false><<<grid, threads, 0, stream>>>(t, x, n, glog, codes, absmax);
+      quant4_kernel<InT, false><<<grid, threads, 0, stream>>>(t, x, n, glog, codes, absmax, rg);
   } else {
     // The generic kernel's first pass computes the scales (thread per block);
     // the second packs bytes from them, with the same per-element arithmetic
-    // (s = g.scale and 1/s: safe_inverse(s) == g.inv for fp32 scales).
+    // (s = g.scale; inv = 1/s as device_inverse(s) == g.inv for fp32 scales).
     const std::size_t nblocks = (n + block - 1) / block;
     const unsigned g1 = detail::grid_for(nblocks, 128, 16);
     const unsigned g2 = detail::grid_for((n + 1) / 2, 256, 16);
@@ -446,6 +535,7 @@ __global__ void __launch_bounds__(256) quant_mx8_kernel(const InT* __restrict__ 
     std::uint32_t c[8];
 #pragma unroll
     for (int k = 0; k < 8; k += 2) {
+      // inv = 2^-e is always finite here (e >= -127), so scale_down is x · inv.
       const float y0 = __fmul_rn(v[k], g.inv), y1 = __fmul_rn(v[k + 1], g.inv);
       const __nv_fp8x2_storage_t p =
           __nv_cvt_float2_to_fp8x2(make_float2(y0, y1), __NV_SATFINITE, kE5M2 ? __NV_E5M2 : __NV_E4M3);

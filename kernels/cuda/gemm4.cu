@@ -218,8 +218,204 @@ int launch(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& d
   return static_cast<int>(cudaGetLastError());
 }
 
+
+// ---------------------------------------------------------------- pipelined version
+//
+// Same fragments and arithmetic as gemm4_kernel; the weights (and their
+// scales) reach shared memory through a per-warp ring of kStages cp.async
+// stages, one 64-element chunk of the CTA's 32 rows per stage (1 KB + 256 B),
+// so each warp keeps kStages − 1 chunks in flight while it computes. The
+// first stages are issued before the CTA builds its lookup table.
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+constexpr int kStages = 6;
+constexpr int kStageBytes = 1024 + 256;  // 32 rows × 32 B of codes; 32 + 32 scale words
+constexpr int kLutBytes = 256 * 32 * 4;
+
+template <int W>
+constexpr int pipe_smem_bytes() {
+  return kLutBytes + W * kStages * kStageBytes;
+}
+
+template <class ActT, int MT, int W>
+__global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restrict__ x, int M,
+                                                           const std::uint8_t* __restrict__ codes, BlockScales sc,
+                                                           std::size_t block, int block_shift, int N, int K,
+                                                           Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  std::uint32_t* lut = reinterpret_cast<std::uint32_t*>(smem);
+  __shared__ float values[16];
+  __shared__ float dyn8[256];
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const int n0 = blockIdx.x * kRows;
+  const int chunks = K / 64;
+  const std::size_t row_bytes = static_cast<std::size_t>(K) / 2;
+  const bool dq = sc.dq_codes != nullptr;
+  unsigned char* ring = smem + kLutBytes + warp * kStages * kStageBytes;
+  const int my_chunks = warp < chunks ? (chunks - warp + W - 1) / W : 0;
+
+  // Issue chunk i of this warp (c = warp + i·W) into stage i % kStages; always commit.
+  auto issue = [&](int i) {
+    if (i < my_chunks) {
+      const int c = warp + i * W;
+      unsigned char* st = ring + (i % kStages) * kStageBytes;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int p = lane + 32 * h, row = p >> 1, half = p & 1;
+        const int grow = n0 + row < N ? n0 + row : N - 1;
+        cp_async16(st + row * 32 + half * 16, codes + grow * row_bytes + c * 32 + half * 16, n0 + row < N ? 16 : 0);
+      }
+      const int row = n0 + lane;
+      const int grow = row < N ? row : N - 1;
+      const std::size_t e = static_cast<std::size_t>(grow) * K + static_cast<std::size_t>(c) * 64;
+      const std::size_t b = block_shift >= 0 ? e >> block_shift : e / block;
+      auto* sw = reinterpret_cast<std::uint32_t*>(st + 1024);
+      if (dq) {
+        cp_async4(sw + lane, sc.dq_codes + (b & ~std::size_t{3}), row < N ? 4 : 0);
+        cp_async4(sw + 32 + lane, sc.dq_absmax + (b >> 8), row < N ? 4 : 0);
+      } else {
+        cp_async4(sw + lane, sc.absmax + b, row < N ? 4 : 0);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) issue(i);
+
+  if (tid < 16) values[tid] = t.value[tid];
+  if (dq)
+    for (int i = tid; i < 256; i += W * 32) dyn8[i] = dq_table.v[i];
+  __syncthreads();
+  for (int f = tid; f < 256 * 32; f += W * 32) {
+    const int b = f >> 5;
+    lut[f] = pack2<ActT>(values[b >> 4], values[b & 15]);
+  }
+  __syncthreads();
+  const std::uint32_t* lut_lane = lut + lane;
+
+  float acc[2][MT][4];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+
+  for (int i = 0; i < my_chunks; ++i) {
+    cp_async_wait<kStages - 2>();
+    __syncwarp();
+    issue(i + kStages - 1);
+    const int c = warp + i * W;
+    const unsigned char* st = ring + (i % kStages) * kStageBytes;
+    const auto* sw = reinterpret_cast<const std::uint32_t*>(st + 1024);
+    float s[2][2];
+    uint2 wv[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = r * 16 + g + 8 * h;
+        wv[r][h] = *reinterpret_cast<const uint2*>(st + row * 32 + q * 8);
+        if (dq) {
+          const int grow = n0 + row < N ? n0 + row : N - 1;
+          const std::size_t e = static_cast<std::size_t>(grow) * K + static_cast<std::size_t>(c) * 64;
+          const std::size_t b = block_shift >= 0 ? e >> block_shift : e / block;
+          const std::uint32_t code = (sw[row] >> (8 * (b & 3))) & 0xFFu;
+          s[r][h] = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[32 + row])), sc.dq_offset);
+        } else {
+          s[r][h] = __uint_as_float(sw[row]);
+        }
+      }
+    std::uint32_t a[2][4][4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int tt = 0; tt < 4; ++tt) {
+        const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
+        const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
+        const int b0 = 2 * (tt & 1);
+        a[r][tt][0] = lut_word(lut_lane, w0, b0);
+        a[r][tt][1] = lut_word(lut_lane, w1, b0);
+        a[r][tt][2] = lut_word(lut_lane, w0, b0 + 1);
+        a[r][tt][3] = lut_word(lut_lane, w1, b0 + 1);
+      }
+    __syncwarp();  // every lane has read this stage; the next issue may overwrite it
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {
+      const int token = j * 8 + g;
+      uint4 xb0 = make_uint4(0, 0, 0, 0), xb1 = make_uint4(0, 0, 0, 0);
+      if (token < M) {
+        const uint4* p = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(token) * K + c * 64 + q * 16);
+        xb0 = __ldg(p);
+        xb1 = __ldg(p + 1);
+      }
+      const std::uint32_t b[8] = {xb0.x, xb0.y, xb0.z, xb0.w, xb1.x, xb1.y, xb1.z, xb1.w};
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float cf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int tt = 0; tt < 4; ++tt) mma16816<ActT>(cf, a[r][tt], b[2 * tt], b[2 * tt + 1]);
+        acc[r][j][0] = fmaf(cf[0], s[r][0], acc[r][j][0]);
+        acc[r][j][1] = fmaf(cf[1], s[r][0], acc[r][j][1]);
+        acc[r][j][2] = fmaf(cf[2], s[r][1], acc[r][j][2]);
+        acc[r][j][3] = fmaf(cf[3], s[r][1], acc[r][j][3]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+  __syncthreads();
+  constexpr int kTok = MT * 8, kStride = kRows;
+  float* red = reinterpret_cast<float*>(lut);
+  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
+      }
+  __syncthreads();
+  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
+    const int tok = idx / kRows, row = idx % kRows;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
+    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
+  }
+}
+
+template <class ActT, int MT, int W>
+int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  constexpr int smem = pipe_smem_bytes<W>();
+  static const int attr_rc = static_cast<int>(
+      cudaFuncSetAttribute(gemm4_pipe_kernel<ActT, MT, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (attr_rc != 0) return attr_rc;
+  const unsigned grid = static_cast<unsigned>((w.N + kRows - 1) / kRows);
+  gemm4_pipe_kernel<ActT, MT, W><<<grid, W * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift,
+                                                            static_cast<int>(w.N), static_cast<int>(w.K), w.table,
+                                                            dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+
 template <class ActT>
-int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st) {
+int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st, Gemm4Variant variant) {
   static const Dyn8Table dq = [] {
     Dyn8Table d{};
     for (int i = 0; i < 256; ++i) d.v[i] = dyn8_values[i];
@@ -235,7 +431,12 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     const ActT* xm = x + m0 * w.K;
     ActT* ym = y + m0 * w.N;
     int rc;
-    if (m <= 8) rc = launch<ActT, 1, 8, 4>(xm, m, w, shift, dq, ym, st);
+    if (variant == Gemm4Variant::pipelined) {
+      if (m <= 8) rc = launch_pipe<ActT, 1, 8>(xm, m, w, shift, dq, ym, st);
+      else if (m <= 16) rc = launch_pipe<ActT, 2, 8>(xm, m, w, shift, dq, ym, st);
+      else if (m <= 32) rc = launch_pipe<ActT, 4, 4>(xm, m, w, shift, dq, ym, st);
+      else rc = launch_pipe<ActT, 8, 4>(xm, m, w, shift, dq, ym, st);
+    } else if (m <= 8) rc = launch<ActT, 1, 8, 4>(xm, m, w, shift, dq, ym, st);
     else if (m <= 16) rc = launch<ActT, 2, 8, 4>(xm, m, w, shift, dq, ym, st);
     else if (m <= 32) rc = launch<ActT, 4, 4, 2>(xm, m, w, shift, dq, ym, st);
     else rc = launch<ActT, 8, 4, 2>(xm, m, w, shift, dq, ym, st);
@@ -246,18 +447,21 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
 
 }  // namespace
 
-int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream) {
+int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream,
+              Gemm4Variant variant) {
   if (M == 0 || w.N == 0) return 0;
   if (w.K == 0 || w.K % 64 != 0 || w.block % 64 != 0 || w.N * w.K / 2 >= (std::size_t{1} << 40) ||
       w.N > 0x7FFFFFFF || w.K > 0x7FFFFFFF)
     return static_cast<int>(cudaErrorInvalidValue);
   if (reinterpret_cast<std::uintptr_t>(x) % 16 || reinterpret_cast<std::uintptr_t>(y) % 2 ||
-      reinterpret_cast<std::uintptr_t>(w.codes) % 8)
+      reinterpret_cast<std::uintptr_t>(w.codes) % 16 ||
+      reinterpret_cast<std::uintptr_t>(w.scales.dq_codes) % 4)
     return static_cast<int>(cudaErrorMisalignedAddress);
   auto st = static_cast<cudaStream_t>(stream);
   if (act == DType::bf16)
-    return gemm_typed(static_cast<const __nv_bfloat16*>(x), M, w, static_cast<__nv_bfloat16*>(y), st);
-  if (act == DType::f16) return gemm_typed(static_cast<const __half*>(x), M, w, static_cast<__half*>(y), st);
+    return gemm_typed(static_cast<const __nv_bfloat16*>(x), M, w, static_cast<__nv_bfloat16*>(y), st, variant);
+  if (act == DType::f16)
+    return gemm_typed(static_cast<const __half*>(x), M, w, static_cast<__half*>(y), st, variant);
   return static_cast<int>(cudaErrorInvalidValue);
 }
 

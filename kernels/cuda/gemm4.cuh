@@ -39,7 +39,13 @@ struct Weight4 {
   Table16 table{};
 };
 
+// Kernel versions (kernel-bench times both; NOTES.md says why):
+//   pipelined  cp.async ring of 64-element chunks per warp in shared memory (default)
+//   registers  the first version: each warp's loads of a step in registers, used at once
+enum class Gemm4Variant : std::uint8_t { pipelined, registers };
+
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
-int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr);
+int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
+              Gemm4Variant variant = Gemm4Variant::pipelined);
 
 }  // namespace lowbit::cuda

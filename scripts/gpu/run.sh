@@ -135,24 +135,34 @@ fi
 
 if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; then
   t0=$(date +%s)
-  timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
+  LOWBIT_TEST_SMALL=1 timeout ${T_MEMCHECK:-90} compute-sanitizer --tool memcheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
     > "$OUT/memcheck_blockwise.log" 2>&1; rc=$?
   log "memcheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY' "$OUT/memcheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
   t0=$(date +%s)
-  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
+  LOWBIT_TEST_SMALL=1 timeout ${T_RACECHECK:-120} compute-sanitizer --tool racecheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
     > "$OUT/racecheck_blockwise.log" 2>&1; rc=$?
   log "racecheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/racecheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
 fi
 
 if [[ " $steps " == *" ncu "* ]] && [ -x .gpubin/lowbit ] && command -v ncu >/dev/null; then
-  timeout ${T_NCU:-60} ncu --clock-control none -k regex:'gemm4_kernel|dequant4_kernel|quant4_kernel' -c 3 \
-    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
-    --section WarpStateStats --section ComputeWorkloadAnalysis \
-    .gpubin/lowbit kernel-bench --ops dequant,quant,gemm --shapes 8192x8192 --m 1 --elements 67108864 \
-      --dequant-formats nf4@64 --quant-formats nf4@64 --gemm-formats nf4@64 --reps 1 --warmup 0 --calls 1 \
-      -o /tmp/ncu_kb.h5 -q > "$OUT/ncu.txt" 2>&1; rc=$?
-  log "ncu: exit $rc"
+  sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --section SchedulerStats"
+  timeout ${T_NCU:-90} ncu --clock-control none -k regex:'gemm4_pipe_kernel' -c 2 $sections \
+    .gpubin/lowbit kernel-bench --ops gemm --shapes 8192x8192 --m 1,64 --gemm-formats nf4@64 --reps 1 --warmup 0 \
+      --calls 1 -o /tmp/ncu_kb.h5 -q > "$OUT/ncu.txt" 2>&1; rc=$?
+  timeout ${T_NCU:-90} ncu --clock-control none -k regex:'quant4_kernel|quant_mx8' -c 2 $sections \
+    .gpubin/lowbit kernel-bench --ops quant --elements 67108864 --quant-formats nf4@64,mxfp8 --reps 1 --warmup 0 \
+      --calls 1 -o /tmp/ncu_kb2.h5 -q >> "$OUT/ncu.txt" 2>&1; rc2=$?
+  log "ncu: exit $rc / $rc2"
+  if command -v cuobjdump >/dev/null; then
+    cuobjdump -sass .gpubin/lowbit 2>/dev/null | awk '/Function : .*gemm4_pipe_kernel.*13__nv_bfloat16Li1ELi8E/{p=1} p{print} p&&/EXIT/{n++} p&&/\.L_x_[0-9]+:$/&&n>0{exit}' > "$OUT/sass_gemm4_m1.txt"
+    cuobjdump -sass .gpubin/lowbit 2>/dev/null | awk '/Function : .*quant4_kernel.*13__nv_bfloat16Lb0E/{p=1} p{print} p&&/EXIT/{n++} p&&/\.L_x_[0-9]+:$/&&n>0{exit}' > "$OUT/sass_quant4.txt"
+  fi
 fi
 
+# Few files come back from the machine: the logs travel as one archive.
+if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* ]] &&
+   ls "$OUT"/*.log "$OUT"/ncu.txt "$OUT"/sass_*.txt >/dev/null 2>&1; then
+  (cd "$OUT" && tar czf logs.tgz --remove-files $(ls *.log ncu.txt sass_*.txt compare.err gpu.txt 2>/dev/null))
+fi
 echo; cat "$OUT/summary.txt"
 [ -f "$OUT/compare.txt" ] && cat "$OUT/compare.txt"
