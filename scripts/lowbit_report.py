@@ -97,9 +97,39 @@ STANDARD = ["fp16", "bf16", "e4m3fn", "e5m2", "e2m3fn", "e3m2fn", "e2m1fn", "e3m
 
 def colour(name):
     base = str(name)
+    if base.endswith("@tensor"):  # e4m3fn@tensor keeps e4m3fn's colour
+        base = base[: -len("@tensor")]
     if base in STANDARD:
         return PALETTE[STANDARD.index(base) % len(PALETTE)]
     return PALETTE[zlib.crc32(base.encode()) % len(PALETTE)]
+
+
+def marker(name):
+    """One marker per family, so neighbours of the same colour stay apart."""
+    n = str(name)
+    if n.startswith(("mx", "nvfp")) or ":e8m0" in n or ":e4m3fn" in n:
+        return "D"
+    if n.startswith(("nf", "fp4-bnb", "dyn8", "table:")):
+        return "s"
+    if n.startswith("int"):
+        return "^"
+    return "o"
+
+
+def short_source(dist):
+    """A readable label for a data source: weights:PATH:GLOB keeps the file's last folders."""
+    d = str(dist)
+    if d.startswith("weights:"):
+        rest = d[len("weights:"):]
+        path, _, glob = rest.rpartition(":") if rest.count(":") else (rest, "", "")
+        parts = [p for p in path.split("/") if p]
+        return "weights " + "/".join(parts[-3:]) + (f" [{glob}]" if glob else "")
+    return d
+
+
+def slug(text):
+    s = "".join(ch if ch.isalnum() else "_" for ch in short_source(text))[:48].strip("_")
+    return f"{s}_{zlib.crc32(str(text).encode()) & 0xffff:04x}"
 
 
 def fmt_num(v):
@@ -206,21 +236,21 @@ def section_quant_error(df, out):
         cells=("sqnr_db", "size")).reset_index()
     for dist in sorted(agg["dist"].unique()):
         d = agg[agg["dist"] == dist].sort_values(["sqnr_db", "format"], ascending=[False, True])
-        fig, ax = plt.subplots(figsize=(7.5, 5))
+        fig, ax = plt.subplots(figsize=(9.5, 5.5))
         for _, r in d.iterrows():
-            ax.scatter(r["bits_per_param"], r["sqnr_db"], color=colour(r["format"]), s=36, zorder=3)
-            ax.annotate(r["format"], (r["bits_per_param"], r["sqnr_db"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.scatter(r["bits_per_param"], r["sqnr_db"], color=colour(r["format"]), marker=marker(r["format"]),
+                       s=46, zorder=3, label=r["format"], edgecolors="black", linewidths=0.4)
         front = pareto([(r["bits_per_param"], r["sqnr_db"]) for _, r in d.iterrows() if math.isfinite(r["sqnr_db"])])
         if front:
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#444", lw=1,
                     ls="--", label="Pareto front", zorder=2)
-            ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                  title="format (ranked)", title_fontsize=8)
         ax.set_xlabel("bits per parameter (incl. scales)")
         ax.set_ylabel("SQNR (dB)")
-        ax.set_title(f"SQNR vs storage — {dist}")
-        slug = "".join(ch if ch.isalnum() else "_" for ch in dist)
-        md += [f"### {dist}", "", f"![SQNR vs bits, {dist}]({save(fig, out, f'sqnr_vs_bits_{slug}.png')})", "",
+        ax.set_title(f"SQNR vs storage — {short_source(dist)}")
+        png = save(fig, out, f"sqnr_vs_bits_{slug(dist)}.png")
+        md += [f"### {short_source(dist)}", "", f"![SQNR vs bits, {short_source(dist)}]({png})", "",
                md_table(d, ["format", "bits_per_param", "sqnr_db", "mse", "max_abs_err", "n_nan", "n_clipped", "cells"],
                         ["format", "bits/param", "SQNR dB", "MSE", "max abs err", "NaN out", "clipped", "cells"]), ""]
     return md
