@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "lowbit/formats/config.hpp"
 
@@ -65,7 +66,7 @@ LOWBIT_HD constexpr bool before(float a, std::uint32_t ca, float b, std::uint32_
 // tables whose reference implementation uses its own rounded constants
 // (bitsandbytes' FP4). Values must be distinct except for ±0.
 LOWBIT_HD constexpr Codebook make_codebook(const float* values, int size, int bits, TieRule tie,
-                                           const float* midpoints = nullptr, std::uint8_t bnb_nan_code = 0) {
+                                           std::span<const float> midpoints = {}, std::uint8_t bnb_nan_code = 0) {
   Codebook cb{};
   cb.bits = bits;
   cb.size = size;
@@ -87,7 +88,8 @@ LOWBIT_HD constexpr Codebook make_codebook(const float* values, int size, int bi
   for (int k = 0; k + 1 < size; ++k) {
     const float lo = values[cb.code_of_rank[k]], hi = values[cb.code_of_rank[k + 1]];
     // (lo + hi) / 2 in binary64 is exact for two floats; one rounding to float.
-    float t = midpoints ? midpoints[k] : static_cast<float>((static_cast<double>(lo) + hi) * 0.5);
+    // (A span, not a nullable pointer: GCC's UBSan makes `ptr != nullptr` non-constant.)
+    float t = !midpoints.empty() ? midpoints[static_cast<std::size_t>(k)] : static_cast<float>((static_cast<double>(lo) + hi) * 0.5);
     bool up = false;
     switch (tie) {
       case TieRule::lower_value: up = false; break;

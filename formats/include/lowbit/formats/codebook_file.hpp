@@ -121,7 +121,7 @@ inline Codebook codebook_from_values(const std::vector<float>& v, const std::str
   }
   int bits = 1;
   while ((std::size_t{1} << bits) < v.size()) ++bits;
-  return make_codebook(v.data(), static_cast<int>(v.size()), bits, TieRule::lower_value, nullptr, 0);
+  return make_codebook(v.data(), static_cast<int>(v.size()), bits, TieRule::lower_value, {}, 0);
 }
 
 inline Codebook load_codebook(const std::string& path) { return codebook_from_values(read_codebook_values(path), path); }

@@ -54,7 +54,7 @@ inline constexpr Dyn8Table dyn8_table = make_dyn8_values();
 inline constexpr const float (&dyn8_values)[256] = detail::dyn8_table.v;
 
 // NaN: the search falls to index 0 (−0.99297…), as in bnb's kernel.
-inline constexpr Codebook dyn8 = make_codebook(detail::dyn8_table.v, 256, 8, TieRule::even_rank, nullptr, 0);
+inline constexpr Codebook dyn8 = make_codebook(detail::dyn8_table.v, 256, 8, TieRule::even_rank, {}, 0);
 
 // The map bitsandbytes 0.50.2 actually used (create_dynamic_map() under
 // torch 2.11 on an AVX-512 host, tests/data/bnb/dynamic_map.npy): 72 entries
@@ -126,7 +126,7 @@ inline constexpr float dyn8_bnb_values[256] = {
     0x1.d13334p-1f, 0x1.d86666p-1f, 0x1.df999ap-1f, 0x1.e6ccccp-1f,
     0x1.eep-1f, 0x1.f53334p-1f, 0x1.fc6666p-1f, 1.0f,
 };
-inline constexpr Codebook dyn8_bnb = make_codebook(dyn8_bnb_values, 256, 8, TieRule::even_rank, nullptr, 0);
+inline constexpr Codebook dyn8_bnb = make_codebook(dyn8_bnb_values, 256, 8, TieRule::even_rank, {}, 0);
 
 static_assert(dyn8.value[255] == 1.0f && dyn8.value[127] == 0.0f);
 static_assert(dyn8.zero_code == 127);

@@ -92,7 +92,7 @@ inline Codebook normal_float_codebook(int k, double offset = nf_default_offset) 
   for (int i = 0; i < n; ++i) v[i] = v[i] / vmax;
   for (int i = 1; i < n; ++i)  // sort: code = rank
     for (int j = i; j > 0 && v[j] < v[j - 1]; --j) std::swap(v[j], v[j - 1]);
-  return make_codebook(v, n, k, TieRule::lower_value, nullptr, 0);
+  return make_codebook(v, n, k, TieRule::lower_value, {}, 0);
 }
 
 }  // namespace lowbit
