@@ -105,7 +105,7 @@ TEST_F(Cli, UnknownOptionSuggests) {
 }
 
 TEST_F(Cli, BadFormatNames) {
-  expect_usage_error(run("formats e4m3fx"), "unknown format 'e4m3fx' (did you mean 'e4m3fn'?)");
+  expect_usage_error(run("formats e4m3fx"), "unknown format 'e4m3fx'; did you mean e4m3fn");
   expect_usage_error(run("convert --format e4m3fm", "1"), "did you mean 'e4m3fn'?");
   expect_usage_error(run("formats e12m3"), "exponent bits");  // malformed eXmY
   expect_usage_error(run("formats fp32 --values"), "at most 16 bits");
@@ -142,6 +142,35 @@ TEST_F(Cli, FormatsPrintsTheSpecLimits) {
   const Result l = run("formats --list");
   EXPECT_EQ(l.rc, 0);
   EXPECT_NE(l.out.find("e8m0fnu"), std::string::npos);
+}
+
+// Scaled names report their storage cost: QLoRA's 4 + 32/64 = 4.5 and
+// 4 + 8/64 + 32/(64·256) = 4.127 (plus one fp32 mean per tensor), MX's
+// 4 + 8/32 = 4.25, NVFP4's 4 + 8/16 (+ one fp32 tensor scale), int8@row's 8 + 32/cols.
+TEST_F(Cli, FormatsReportsBitsPerParameterOfScaledNames) {
+  const Result r = run("formats nf4@64 nf4@64+dq mxfp4 nvfp4 int8@row --shape 1024x2048");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double n = 1024.0 * 2048.0;
+  const std::vector<std::pair<std::string, double>> expected{
+      {"nf4@64", 4.5}, {"nf4@64+dq", 4 + 8.0 / 64 + 32.0 / (64 * 256) + 32 / n}, {"mxfp4", 4.25},
+      {"nvfp4", 4.5 + 32 / n}, {"int8@row", 8 + 32.0 / 2048}};
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);  // header
+  for (const auto& [name, bits] : expected) {
+    ASSERT_TRUE(std::getline(lines, line));
+    std::istringstream fields(line);
+    std::string given, canonical, element, element_bits, granularity, block, scale, rows, cols;
+    double bpp = 0;
+    fields >> given >> canonical >> element >> element_bits >> granularity >> block >> scale >> rows >> cols >> bpp;
+    EXPECT_EQ(given, name);
+    EXPECT_NEAR(bpp, bits, 1e-12) << line;
+  }
+  const Result l = run("formats --list");
+  for (const char* name : {"\nnf4@64+dq\t", "\nmxfp4\t", "\nint8@row\t", "\nfp4-bnb\t"})
+    EXPECT_NE(l.out.find(name), std::string::npos) << name;
+  expect_usage_error(run("formats nf4@64 --shape 12"), "--shape");
+  expect_usage_error(run("formats nf4@6x4"), "nf4@6x4");
 }
 
 TEST_F(Cli, FormatsValuesOfE2M1) {

@@ -3,12 +3,23 @@
 #include "experiments/harness/cli.hpp"
 #include "experiments/harness/errors.hpp"
 #include "lowbit/formats/minifloat_names.hpp"
+#include "lowbit/formats/registry.hpp"
 
 namespace lowbit::harness {
 
 std::vector<FormatListing> known_formats() {
   std::vector<FormatListing> out;
   for (const auto& n : named_minifloats) out.push_back({std::string(n.name), "minifloat", std::string(n.description)});
+  // Then the rest of the registry: codebooks, integers and scaled forms.
+  for (const auto& name : registry_names()) {
+    if (find_minifloat(name)) continue;
+    const Quantizer q = parse_quantizer(name);
+    const ElementKind k = q.element().kind;
+    const char* kind = q.granularity() == Granularity::tensor && name.find('@') == std::string::npos
+                           ? (k == ElementKind::codebook ? "codebook" : "integer")
+                           : "scaled";
+    out.push_back({name, kind, q.name() == name ? "" : "= " + q.name()});
+  }
   return out;
 }
 

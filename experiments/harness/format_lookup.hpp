@@ -1,9 +1,9 @@
 // experiments/harness/format_lookup.hpp — format names as the CLI sees them.
 //
 // known_formats() is the one list behind `lowbit formats --list` and every
-// "did you mean" for a format name. Today it lists the named minifloats;
-// when the run-time registry of codebooks and scaled formats lands, only
-// this function's body changes.
+// "did you mean" for a format name: the named minifloats, then the rest of
+// the registry (lowbit/formats/registry.hpp: codebooks, integers, scaled
+// forms).
 #pragma once
 
 #include <string>
@@ -16,7 +16,7 @@ namespace lowbit::harness {
 
 struct FormatListing {
   std::string name;
-  std::string kind;  // "minifloat", later "codebook", "integer", "scaled"
+  std::string kind;  // "minifloat", "codebook", "integer", "scaled"
   std::string description;
 };
 
