@@ -256,6 +256,39 @@ def section_quant_error(df, out):
     return md
 
 
+def section_matmul_error(df, out):
+    plt = figure()
+    md = ["## Matmul error", "",
+          "Relative Frobenius error ‖C − C₆₄‖/‖C₆₄‖ of C = A·B against an fp64 reference, by method and fraction "
+          "of A's columns planted as outliers (LLM activations). Mean over seeds and shapes.", ""]
+    keys = ["method", "outlier_frac"]
+    agg = df.groupby(keys, sort=True).agg(rel_fro_err=("rel_fro_err", "mean"), max_abs_err=("max_abs_err", "max"),
+                                          weight_bits=("weight_bits", "mean"),
+                                          outliers_detected=("outliers_detected", "mean"),
+                                          cells=("rel_fro_err", "size")).reset_index()
+    fracs = sorted(agg["outlier_frac"].unique())
+    methods = list(agg.sort_values("weight_bits", ascending=False)["method"].unique())
+    fig, ax = plt.subplots(figsize=(9, 5))
+    width = 0.8 / max(1, len(fracs))
+    for j, f in enumerate(fracs):
+        d = agg[agg["outlier_frac"] == f].set_index("method")
+        ys = [d["rel_fro_err"].get(m, float("nan")) for m in methods]
+        ax.bar([i + (j - (len(fracs) - 1) / 2) * width for i in range(len(methods))], ys, width,
+               label=f"{100 * f:g} % outlier columns", color=PALETTE[j % len(PALETTE)], edgecolor="black", linewidth=0.4)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods, rotation=30, ha="right")
+    ax.set_ylabel("relative Frobenius error (log)")
+    ax.set_title("Matmul error by method and outlier fraction")
+    ax.legend(fontsize=8)
+    md += [f"![matmul error]({save(fig, out, 'matmul_error.png')})", ""]
+    agg = agg.sort_values(["outlier_frac", "rel_fro_err"])
+    md += [md_table(agg, ["method", "outlier_frac", "weight_bits", "rel_fro_err", "max_abs_err", "outliers_detected", "cells"],
+                    ["method", "outlier fraction", "weight bits", "rel. Frobenius err", "max abs err",
+                     "outlier cols found", "cells"]), ""]
+    return md
+
+
 def section_generic(name, df):
     md = [f"## {name}", "", f"{len(df)} rows.", "", md_table(df, list(df.columns)), ""]
     return md
