@@ -131,7 +131,7 @@ TEST(CudaBlockwise, Dequantize4bitEqualsCpu) {
   const Case cases[] = {{"nf4@64", 1 << 20},      {"nf4@64", 100003},       {"fp4-bnb@64", 1 << 18},
                         {"nf4@4096", (1 << 20) + 77}, {"nf4@32", 65536 + 9}, {"nf4@128", 40000},
                         {"nf4@64+dq", (1 << 20) + 64 * 300 + 5}, {"fp4-bnb@256+dq", 1 << 19},
-                        {"nf4@64~bnb", 1 << 16},  {"nf4@100", 30001},       {"int4@64", 1 << 16},
+                        {"nf4@64~bnb", 1 << 16},  {"nf4@64+dq~bnb", 1 << 18}, {"nf4@100", 30001},       {"int4@64", 1 << 16},
                         {"e2m1fn@64", 1 << 16},   {"nf4@6", 999}};
   for (Case c : cases) {
     c.n = sized(c.n);
@@ -146,6 +146,7 @@ TEST(CudaBlockwise, Dequantize4bitEqualsCpu) {
     Dev<std::uint8_t> codes(t.codes.size());
     codes.up(t.codes.data());
     cuda::BlockScales s;
+    s.bnb = q.edge_mode() == EdgeMode::bnb;
     Dev<float> absmax(t.scales.size());
     Dev<std::uint8_t> dq_codes(t.dq_codes.size());
     Dev<float> dq_absmax(t.dq_absmax.size());

@@ -53,9 +53,9 @@ using detail::store8;
 struct Dyn8Values {
   float v[256];
 };
-Dyn8Values dyn8_param() {
+Dyn8Values dyn8_param(bool bnb) {
   Dyn8Values d{};
-  for (int i = 0; i < 256; ++i) d.v[i] = dyn8_values[i];
+  for (int i = 0; i < 256; ++i) d.v[i] = bnb ? dyn8_bnb_values[i] : dyn8_values[i];
   return d;
 }
 
@@ -79,6 +79,9 @@ __device__ __forceinline__ DeviceGroupScale e8m0_group_scale(float amax, int ema
   const float s = static_cast<float>(pow2(e));
   return {static_cast<std::uint32_t>(e + 127), s, device_inverse(s)};
 }
+// scaled.hpp's flush_subnormal (bnb mode: bitsandbytes' kernels run with FTZ).
+__device__ __forceinline__ float ftz(float x) { return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x; }
+
 // scaled.hpp's element_convert_options, built in device code.
 __device__ __forceinline__ ConvertOptions device_element_options() {
   ConvertOptions o{};
@@ -89,8 +92,10 @@ __device__ __forceinline__ ConvertOptions device_element_options() {
 
 // s_b of block b (plain or double-quantized), the CPU reference's arithmetic.
 __device__ __forceinline__ float block_scale(const BlockScales& s, std::size_t b, const float* dyn8) {
-  if (s.dq_codes != nullptr)
+  if (s.dq_codes != nullptr) {
+    if (s.bnb) return ftz(__fadd_rn(ftz(__fmul_rn(dyn8[s.dq_codes[b]], s.dq_absmax[b >> 8])), s.dq_offset));
     return __fadd_rn(__fmul_rn(dyn8[s.dq_codes[b]], s.dq_absmax[b >> 8]), s.dq_offset);
+  }
   return s.absmax[b];
 }
 
@@ -156,6 +161,10 @@ __global__ void __launch_bounds__(kDqThreads) dequant4_kernel(Table16 t, Dyn8Val
         v[2 * k] = __fmul_rn(lut[byte >> 4], s[j]);      // first element: high nibble
         v[2 * k + 1] = __fmul_rn(lut[byte & 15u], s[j]);
       }
+      if (scales.bnb) {
+#pragma unroll
+        for (int k = 0; k < E; ++k) v[k] = ftz(v[k]);
+      }
       store_unit(out + u * E, v);
     }
   }
@@ -164,7 +173,8 @@ __global__ void __launch_bounds__(kDqThreads) dequant4_kernel(Table16 t, Dyn8Val
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(codes);
     for (std::size_t i = units * E + threadIdx.x; i < n; i += kDqThreads) {
       const std::uint32_t c = unpack_code(bytes, i, 4);
-      store1(out + i, __fmul_rn(lut[c], block_scale(scales, i / block, dyn8)));
+      const float v = __fmul_rn(lut[c], block_scale(scales, i / block, dyn8));
+      store1(out + i, scales.bnb ? ftz(v) : v);
     }
   }
 }
@@ -182,14 +192,16 @@ __global__ void __launch_bounds__(256) dequant4_generic_kernel(Table16 t, Dyn8Va
   __syncthreads();
   for (std::size_t i = std::size_t{blockIdx.x} * 256 + threadIdx.x; i < n; i += std::size_t{gridDim.x} * 256) {
     const std::uint32_t c = unpack_code(codes, i, 4);
-    store1(out + i, __fmul_rn(t.value[c], block_scale(scales, i / block, dyn8)));
+    const float v = __fmul_rn(t.value[c], block_scale(scales, i / block, dyn8));
+    store1(out + i, scales.bnb ? ftz(v) : v);
   }
 }
 
 template <class OutT>
 int launch_dequant4(const Table16& t, const std::uint8_t* codes, const BlockScales& s, std::size_t n,
                     std::size_t block, OutT* out, cudaStream_t stream) {
-  static const Dyn8Values dyn8 = dyn8_param();
+  static const Dyn8Values dyn8_exact = dyn8_param(false), dyn8_bnb_table = dyn8_param(true);
+  const Dyn8Values& dyn8 = s.bnb ? dyn8_bnb_table : dyn8_exact;
   const bool aligned = (reinterpret_cast<std::uintptr_t>(codes) % 4 == 0) &&
                        (reinterpret_cast<std::uintptr_t>(out) % 16 == 0);
   const bool dq = s.double_quantized();
@@ -309,7 +321,7 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const float a = fabsf(v[k]);
-      if constexpr (kBnb) m = fmaxf(m, a);          // bnb: NaN ignored, inf counts
+      if constexpr (kBnb) m = fmaxf(m, ftz(a));     // bnb: NaN ignored, inf counts, subnormals flushed
       else m = a < INFINITY ? fmaxf(m, a) : m;      // exact: finite values only
     }
     const int width = G < 32 ? G : 32;
@@ -323,9 +335,9 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
       __syncthreads();
     }
     float s, inv;
-    if constexpr (kBnb) {  // bnb's raw arithmetic (the CPU reference's): s = amax, inv = 1/amax (1/0 = inf)
+    if constexpr (kBnb) {  // bnb's raw arithmetic (the CPU reference's): s = amax, inv = ftz(1/amax) (1/0 = inf)
       s = m;
-      inv = __frcp_rn(m);
+      inv = ftz(__frcp_rn(m));
     } else {
       const DeviceGroupScale g = fp32_group_scale(m, t.max_magnitude);
       s = g.scale;
@@ -333,37 +345,52 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
     }
     const bool divide = !kBnb && !(inv <= FLT_MAX);  // subnormal s: y = x / s (scale_down)
     std::uint32_t word = 0;
+    if (cells != 0 && !divide) {
+      // Fast path: no branches per element.
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
-      const float xv = v[k];
-      float y = divide ? __fdiv_rn(xv, s) : __fmul_rn(xv, inv);
-      if constexpr (!kBnb) {
-        if (fabsf(xv) == INFINITY) y = xv;
-      }
-      int r;
-      if (cells) {
-        const float tc = fminf(fmaxf((y - glo) * ginv, 0.0f), gmax);  // NaN → 0
+      for (int k = 0; k < 8; ++k) {
+        const float xv = v[k];
+        float y;
+        if constexpr (kBnb) {
+          y = ftz(__fmul_rn(ftz(xv), inv));
+        } else {
+          y = __fmul_rn(xv, inv);
+          y = fabsf(xv) == INFINITY ? xv : y;
+        }
+        const float tc = fminf(fmaxf(__fmul_rn(__fadd_rn(y, -glo), ginv), 0.0f), gmax);  // NaN → 0
         const int r0 = cell_r0[static_cast<int>(tc)];
-        r = r0 + (y > thr[r0] ? 1 : 0);
-      } else {
-        r = rank16(thr, y);
+        std::uint32_t c = cor[r0 + (y > thr[r0] ? 1 : 0)];
+        if constexpr (kBnb) c = (y == y) ? c : t.bnb_nan_code;
+        else c = (xv == xv) ? c : t.zero_code;
+        word |= c << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4);
       }
-      std::uint32_t c = cor[r];
-      if constexpr (kBnb) {
-        c = (y == y) ? c : t.bnb_nan_code;
-      } else {
-        c = (xv == xv) ? c : t.zero_code;
+    } else {
+      for (int k = 0; k < 8; ++k) {
+        const float xv = v[k];
+        float y;
+        if constexpr (kBnb) {
+          y = ftz(__fmul_rn(ftz(xv), inv));
+        } else {
+          y = divide ? __fdiv_rn(xv, s) : __fmul_rn(xv, inv);
+          if (fabsf(xv) == INFINITY) y = xv;
+        }
+        std::uint32_t c = cor[rank16(thr, y)];
+        if constexpr (kBnb) c = (y == y) ? c : t.bnb_nan_code;
+        else c = (xv == xv) ? c : t.zero_code;
+        word |= c << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4);
       }
-      word |= c << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4);
     }
     if (full) {
       *reinterpret_cast<std::uint32_t*>(codes + i0 / 2) = word;
     } else if (i0 < n) {
-      // Past the end: the odd count's last low nibble stays 0.
+      // Past the end: an odd count's spare low nibble holds the code of 0.0 (as bitsandbytes, the CPU reference).
       const std::size_t left = n - i0;
 #pragma unroll
       for (int k = 0; k < 8; ++k)
-        if (static_cast<std::size_t>(k) >= left) word &= ~(0xFu << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4));
+        if (static_cast<std::size_t>(k) >= left) {
+          const int sh = (k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4;
+          word = (word & ~(0xFu << sh)) | (static_cast<std::uint32_t>(t.zero_code) << sh);
+        }
       const std::size_t nbytes = (left + 1) / 2;
       for (std::size_t b = 0; b < nbytes; ++b) codes[i0 / 2 + b] = static_cast<std::uint8_t>(word >> (8 * b));
     }
@@ -382,7 +409,7 @@ __global__ void quant4_generic_kernel(Table16 t, const InT* __restrict__ x, std:
     float m = 0.0f;
     for (std::size_t i = lo; i < hi; ++i) {
       const float a = fabsf(load1(x + i));
-      if constexpr (kBnb) m = fmaxf(m, a);
+      if constexpr (kBnb) m = fmaxf(m, ftz(a));
       else m = a < INFINITY ? fmaxf(m, a) : m;
     }
     float s, inv;
@@ -409,12 +436,15 @@ __global__ void quant4_generic_pack_kernel(Table16 t, const InT* __restrict__ x,
     std::uint32_t byte = 0;
     for (int h = 0; h < 2; ++h) {
       const std::size_t i = 2 * j + h;
-      if (i >= n) break;
+      if (i >= n) {  // an odd count's spare low nibble: the code of 0.0
+        byte |= t.zero_code;
+        break;
+      }
       const float s = absmax[i / block];
       const float xv = load1(x + i);
       std::uint32_t c;
       if constexpr (kBnb) {
-        const float y = __fmul_rn(xv, __frcp_rn(s));
+        const float y = ftz(__fmul_rn(ftz(xv), ftz(__frcp_rn(s))));
         c = (y == y) ? t.code_of_rank[rank16(t.threshold, y)] : t.bnb_nan_code;
       } else if (xv != xv) {
         c = t.zero_code;
@@ -472,37 +502,46 @@ __device__ __forceinline__ float e8m0_scale(std::uint32_t code) {
   return code == 0 ? __uint_as_float(0x00400000u) : __uint_as_float(code << 23);
 }
 
-// 16 elements (one uint4 of codes) per thread per step; a group of 32 = 2 threads.
+// 8 elements (one uint2 of codes) per thread per step, 4 steps in flight; a
+// group of 32 = 4 threads; 16-bit outputs leave in one 16-byte store per thread.
 template <class OutT, bool kE5M2>
-__global__ void __launch_bounds__(256) dequant_mx8_kernel(const uint4* __restrict__ codes,
+__global__ void __launch_bounds__(256) dequant_mx8_kernel(const uint2* __restrict__ codes,
                                                          const std::uint8_t* __restrict__ scales, std::size_t n,
                                                          OutT* __restrict__ out, FormatSpec element) {
-  const std::size_t chunks = n / 16;
-  for (std::size_t c = std::size_t{blockIdx.x} * 256 + threadIdx.x; c < chunks; c += std::size_t{gridDim.x} * 256) {
-    const uint4 w = __ldcs(codes + c);
-    const float s = e8m0_scale(scales[c >> 1]);
-    const std::uint32_t ws[4] = {w.x, w.y, w.z, w.w};
-    float v[16];
+  constexpr int U = 4;
+  const std::size_t chunks = n / 8;
+  const std::size_t step = std::size_t{gridDim.x} * 256 * U;
+  for (std::size_t base = std::size_t{blockIdx.x} * 256 * U; base < chunks; base += step) {
+    uint2 w[U];
+    float s[U];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const auto pair = static_cast<__nv_fp8x2_storage_t>(ws[i] >> (16 * h));
-        const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(pair, kE5M2 ? __NV_E5M2 : __NV_E4M3);
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
-        v[4 * i + 2 * h] = __fmul_rn(f.x, s);
-        v[4 * i + 2 * h + 1] = __fmul_rn(f.y, s);
-      }
+    for (int j = 0; j < U; ++j) {
+      const std::size_t c = base + j * 256 + threadIdx.x;
+      w[j] = c < chunks ? __ldcs(codes + c) : make_uint2(0, 0);
+      s[j] = c < chunks ? e8m0_scale(scales[c >> 2]) : 0.0f;
     }
-    float a[8], b[8];
 #pragma unroll
-    for (int k = 0; k < 8; ++k) { a[k] = v[k]; b[k] = v[8 + k]; }
-    store8(out + c * 16, a);
-    store8(out + c * 16 + 8, b);
+    for (int j = 0; j < U; ++j) {
+      const std::size_t c = base + j * 256 + threadIdx.x;
+      if (c >= chunks) continue;
+      const std::uint32_t ws[2] = {w[j].x, w[j].y};
+      float v[8];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const auto pair = static_cast<__nv_fp8x2_storage_t>(ws[i] >> (16 * h));
+          const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2(pair, kE5M2 ? __NV_E5M2 : __NV_E4M3);
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&hr));
+          v[4 * i + 2 * h] = __fmul_rn(f.x, s[j]);
+          v[4 * i + 2 * h + 1] = __fmul_rn(f.y, s[j]);
+        }
+      store8(out + c * 8, v);
+    }
   }
   if (blockIdx.x == 0) {
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(codes);
-    for (std::size_t i = chunks * 16 + threadIdx.x; i < n; i += 256)
+    for (std::size_t i = chunks * 8 + threadIdx.x; i < n; i += 256)
       store1(out + i, __fmul_rn(decode<float>(element, bytes[i]), e8m0_scale(scales[i / 32])));
   }
 }
@@ -563,8 +602,8 @@ int launch_dequant_mx8(const FormatSpec& e, const std::uint8_t* codes, const std
                        OutT* out, cudaStream_t stream) {
   if (reinterpret_cast<std::uintptr_t>(codes) % 16 != 0 || reinterpret_cast<std::uintptr_t>(out) % 16 != 0)
     return static_cast<int>(cudaErrorMisalignedAddress);
-  const unsigned grid = detail::grid_for(n / 16 ? n / 16 : 1, 256, 8);
-  const auto* c = reinterpret_cast<const uint4*>(codes);
+  const unsigned grid = detail::grid_for(n / 8 ? n / 8 : 1, 256 * 4, 8);
+  const auto* c = reinterpret_cast<const uint2*>(codes);
   if (e == e5m2)
     dequant_mx8_kernel<OutT, true><<<grid, 256, 0, stream>>>(c, scales, n, out, e);
   else

@@ -52,6 +52,10 @@ struct BlockScales {
   const std::uint8_t* dq_codes = nullptr; // dq: one dyn8 code per block
   const float* dq_absmax = nullptr;       // dq: one fp32 per 256 blocks
   float dq_offset = 0.0f;                 // dq: the mean subtracted before quantizing
+  // bnb mode (Quantizer::edge_mode() == EdgeMode::bnb): bitsandbytes' FTZ
+  // arithmetic (value · s and the dq products flushed to zero when subnormal)
+  // and its own dynamic map (dyn8_bnb) for dq codes.
+  bool bnb = false;
   bool double_quantized() const { return dq_codes != nullptr; }
 };
 

@@ -241,7 +241,7 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-constexpr int kStages = 6;
+constexpr int kStages = 4;
 constexpr int kStageBytes = 1024 + 256;  // 32 rows × 32 B of codes; 32 + 32 scale words
 constexpr int kLutBytes = 256 * 32 * 4;
 
@@ -250,6 +250,13 @@ constexpr int pipe_smem_bytes() {
   return kLutBytes + W * kStages * kStageBytes;
 }
 
+// The table word of byte `byte` of w, for this lane: PRMT + LEA + LDS.
+__device__ __forceinline__ std::uint32_t lut_byte(const std::uint32_t* lut_lane, std::uint32_t w, unsigned byte) {
+  return lut_lane[__byte_perm(w, 0u, 0x4440u | byte) * 32u];
+}
+
+// 32-bit index arithmetic throughout: the host sends N·K ≥ 2^31 to the
+// registers version.
 template <class ActT, int MT, int W>
 __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restrict__ x, int M,
                                                            const std::uint8_t* __restrict__ codes, BlockScales sc,
@@ -263,32 +270,37 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
   const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
   const int n0 = blockIdx.x * kRows;
   const int chunks = K / 64;
-  const std::size_t row_bytes = static_cast<std::size_t>(K) / 2;
+  const unsigned row_bytes = static_cast<unsigned>(K) / 2u;
   const bool dq = sc.dq_codes != nullptr;
+  const unsigned blk = static_cast<unsigned>(block);
   unsigned char* ring = smem + kLutBytes + warp * kStages * kStageBytes;
   const int my_chunks = warp < chunks ? (chunks - warp + W - 1) / W : 0;
 
-  // Issue chunk i of this warp (c = warp + i·W) into stage i % kStages; always commit.
+  // This lane's copies: code pieces lane and lane + 32 (row p/2, half p%2), and the scale of row `lane`.
+  const int p0 = lane, p1 = lane + 32;
+  const int r0 = p0 >> 1, r1 = p1 >> 1;
+  const std::uint8_t* src0 = codes + static_cast<unsigned>(min(n0 + r0, N - 1)) * row_bytes + (p0 & 1) * 16;
+  const std::uint8_t* src1 = codes + static_cast<unsigned>(min(n0 + r1, N - 1)) * row_bytes + (p1 & 1) * 16;
+  const int sz0 = n0 + r0 < N ? 16 : 0, sz1 = n0 + r1 < N ? 16 : 0;
+  const unsigned dst0 = r0 * 32 + (p0 & 1) * 16, dst1 = r1 * 32 + (p1 & 1) * 16;
+  const unsigned srow = static_cast<unsigned>(min(n0 + lane, N - 1));
+  const int ssz = n0 + lane < N ? 4 : 0;
+  const unsigned e_row = srow * static_cast<unsigned>(K);
+
   auto issue = [&](int i) {
     if (i < my_chunks) {
-      const int c = warp + i * W;
+      const unsigned c = static_cast<unsigned>(warp + i * W);
       unsigned char* st = ring + (i % kStages) * kStageBytes;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int p = lane + 32 * h, row = p >> 1, half = p & 1;
-        const int grow = n0 + row < N ? n0 + row : N - 1;
-        cp_async16(st + row * 32 + half * 16, codes + grow * row_bytes + c * 32 + half * 16, n0 + row < N ? 16 : 0);
-      }
-      const int row = n0 + lane;
-      const int grow = row < N ? row : N - 1;
-      const std::size_t e = static_cast<std::size_t>(grow) * K + static_cast<std::size_t>(c) * 64;
-      const std::size_t b = block_shift >= 0 ? e >> block_shift : e / block;
+      cp_async16(st + dst0, src0 + c * 32u, sz0);
+      cp_async16(st + dst1, src1 + c * 32u, sz1);
+      const unsigned e = e_row + c * 64u;
+      const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
       auto* sw = reinterpret_cast<std::uint32_t*>(st + 1024);
       if (dq) {
-        cp_async4(sw + lane, sc.dq_codes + (b & ~std::size_t{3}), row < N ? 4 : 0);
-        cp_async4(sw + 32 + lane, sc.dq_absmax + (b >> 8), row < N ? 4 : 0);
+        cp_async4(sw + lane, sc.dq_codes + (b & ~3u), ssz);
+        cp_async4(sw + 32 + lane, sc.dq_absmax + (b >> 8), ssz);
       } else {
-        cp_async4(sw + lane, sc.absmax + b, row < N ? 4 : 0);
+        cp_async4(sw + lane, sc.absmax + b, ssz);
       }
     }
     cp_async_commit();
@@ -307,6 +319,16 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
   __syncthreads();
   const std::uint32_t* lut_lane = lut + lane;
 
+  // The dq code byte's position in its word differs per row (blocks may straddle rows).
+  unsigned dq_shift[2][2] = {{0, 0}, {0, 0}};
+  unsigned e_rows[2][2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      e_rows[r][h] = static_cast<unsigned>(min(n0 + r * 16 + g + 8 * h, N - 1)) * static_cast<unsigned>(K);
+  const ActT* xq = x + static_cast<std::size_t>(g) * K + q * 16;
+
   float acc[2][MT][4];
 #pragma unroll
   for (int r = 0; r < 2; ++r)
@@ -319,7 +341,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
     cp_async_wait<kStages - 2>();
     __syncwarp();
     issue(i + kStages - 1);
-    const int c = warp + i * W;
+    const unsigned c = static_cast<unsigned>(warp + i * W);
     const unsigned char* st = ring + (i % kStages) * kStageBytes;
     const auto* sw = reinterpret_cast<const std::uint32_t*>(st + 1024);
     float s[2][2];
@@ -330,16 +352,21 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
       for (int h = 0; h < 2; ++h) {
         const int row = r * 16 + g + 8 * h;
         wv[r][h] = *reinterpret_cast<const uint2*>(st + row * 32 + q * 8);
-        if (dq) {
-          const int grow = n0 + row < N ? n0 + row : N - 1;
-          const std::size_t e = static_cast<std::size_t>(grow) * K + static_cast<std::size_t>(c) * 64;
-          const std::size_t b = block_shift >= 0 ? e >> block_shift : e / block;
-          const std::uint32_t code = (sw[row] >> (8 * (b & 3))) & 0xFFu;
-          s[r][h] = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[32 + row])), sc.dq_offset);
-        } else {
-          s[r][h] = __uint_as_float(sw[row]);
-        }
+        s[r][h] = __uint_as_float(sw[row]);
       }
+    if (dq) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = r * 16 + g + 8 * h;
+          const unsigned e = e_rows[r][h] + c * 64u;
+          const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
+          dq_shift[r][h] = 8u * (b & 3u);
+          const std::uint32_t code = (sw[row] >> dq_shift[r][h]) & 0xFFu;
+          s[r][h] = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[32 + row])), sc.dq_offset);
+        }
+    }
     std::uint32_t a[2][4][4];
 #pragma unroll
     for (int r = 0; r < 2; ++r)
@@ -347,19 +374,18 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
       for (int tt = 0; tt < 4; ++tt) {
         const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
         const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
-        const int b0 = 2 * (tt & 1);
-        a[r][tt][0] = lut_word(lut_lane, w0, b0);
-        a[r][tt][1] = lut_word(lut_lane, w1, b0);
-        a[r][tt][2] = lut_word(lut_lane, w0, b0 + 1);
-        a[r][tt][3] = lut_word(lut_lane, w1, b0 + 1);
+        const unsigned b0 = 2u * (tt & 1);
+        a[r][tt][0] = lut_byte(lut_lane, w0, b0);
+        a[r][tt][1] = lut_byte(lut_lane, w1, b0);
+        a[r][tt][2] = lut_byte(lut_lane, w0, b0 + 1);
+        a[r][tt][3] = lut_byte(lut_lane, w1, b0 + 1);
       }
     __syncwarp();  // every lane has read this stage; the next issue may overwrite it
 #pragma unroll
     for (int j = 0; j < MT; ++j) {
-      const int token = j * 8 + g;
       uint4 xb0 = make_uint4(0, 0, 0, 0), xb1 = make_uint4(0, 0, 0, 0);
-      if (token < M) {
-        const uint4* p = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(token) * K + c * 64 + q * 16);
+      if (j * 8 + g < M) {
+        const uint4* p = reinterpret_cast<const uint4*>(xq + static_cast<std::size_t>(j * 8) * K + c * 64u);
         xb0 = __ldg(p);
         xb1 = __ldg(p + 1);
       }
@@ -431,7 +457,8 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     const ActT* xm = x + m0 * w.K;
     ActT* ym = y + m0 * w.N;
     int rc;
-    if (variant == Gemm4Variant::pipelined) {
+    const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
+    if (variant == Gemm4Variant::pipelined && pipe_ok) {
       if (m <= 8) rc = launch_pipe<ActT, 1, 8>(xm, m, w, shift, dq, ym, st);
       else if (m <= 16) rc = launch_pipe<ActT, 2, 8>(xm, m, w, shift, dq, ym, st);
       else if (m <= 32) rc = launch_pipe<ActT, 4, 4>(xm, m, w, shift, dq, ym, st);
