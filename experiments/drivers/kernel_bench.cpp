@@ -389,6 +389,25 @@ void run_gemm(Bench& b) {
                       check(gemm_4bit(xs[i % 16].get(), act, M, w, y.get(), st), "gemm_4bit");
                     });
         }
+        if (primary) {  // the other kernel versions, for NOTES.md
+          for (auto [variant, label] : {std::pair{Gemm4Variant::pipelined, "lowbit-pipe"},
+                                        std::pair{Gemm4Variant::pipelined16, "lowbit-pipe16"}}) {
+            if (variant == Gemm4Variant::pipelined16 && M > 16) continue;
+            const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
+            b.measure("gemm4", label, q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,
+                      [&, variant = variant](void* st, int i) {
+                        const Quantized4& s = sets[i % rot];
+                        Weight4 w;
+                        w.codes = s.codes.as<std::uint8_t>();
+                        w.scales = s.scales;
+                        w.block = q.block_size();
+                        w.N = N;
+                        w.K = K;
+                        w.table = t;
+                        check(gemm_4bit(xs[i % 16].get(), DType::bf16, M, w, y.get(), st, variant), "gemm_4bit");
+                      });
+          }
+        }
         if (primary) {  // the first kernel version, for NOTES.md
           const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
           b.measure("gemm4", "lowbit-v1", q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,

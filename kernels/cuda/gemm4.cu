@@ -241,11 +241,10 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-constexpr int kStages = 4;
 constexpr int kStageBytes = 1024 + 256;  // 32 rows × 32 B of codes; 32 + 32 scale words
 constexpr int kLutBytes = 256 * 32 * 4;
 
-template <int W>
+template <int W, int kStages>
 constexpr int pipe_smem_bytes() {
   return kLutBytes + W * kStages * kStageBytes;
 }
@@ -257,7 +256,7 @@ __device__ __forceinline__ std::uint32_t lut_byte(const std::uint32_t* lut_lane,
 
 // 32-bit index arithmetic throughout: the host sends N·K ≥ 2^31 to the
 // registers version.
-template <class ActT, int MT, int W>
+template <class ActT, int MT, int W, int kStages>
 __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restrict__ x, int M,
                                                            const std::uint8_t* __restrict__ codes, BlockScales sc,
                                                            std::size_t block, int block_shift, int N, int K,
@@ -427,16 +426,16 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
   }
 }
 
-template <class ActT, int MT, int W>
+template <class ActT, int MT, int W, int S>
 int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  constexpr int smem = pipe_smem_bytes<W>();
+  constexpr int smem = pipe_smem_bytes<W, S>();
   static const int attr_rc = static_cast<int>(
-      cudaFuncSetAttribute(gemm4_pipe_kernel<ActT, MT, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      cudaFuncSetAttribute(gemm4_pipe_kernel<ActT, MT, W, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (attr_rc != 0) return attr_rc;
   const unsigned grid = static_cast<unsigned>((w.N + kRows - 1) / kRows);
-  gemm4_pipe_kernel<ActT, MT, W><<<grid, W * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift,
-                                                            static_cast<int>(w.N), static_cast<int>(w.K), w.table,
-                                                            dq, y);
+  gemm4_pipe_kernel<ActT, MT, W, S><<<grid, W * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift,
+                                                               static_cast<int>(w.N), static_cast<int>(w.K), w.table,
+                                                               dq, y);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -458,11 +457,16 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     ActT* ym = y + m0 * w.N;
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
-    if (variant == Gemm4Variant::pipelined && pipe_ok) {
-      if (m <= 8) rc = launch_pipe<ActT, 1, 8>(xm, m, w, shift, dq, ym, st);
-      else if (m <= 16) rc = launch_pipe<ActT, 2, 8>(xm, m, w, shift, dq, ym, st);
-      else if (m <= 32) rc = launch_pipe<ActT, 4, 4>(xm, m, w, shift, dq, ym, st);
-      else rc = launch_pipe<ActT, 8, 4>(xm, m, w, shift, dq, ym, st);
+    Gemm4Variant v = variant;
+    if (v == Gemm4Variant::automatic) v = m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers;
+    if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
+      if (m <= 8) rc = launch_pipe<ActT, 1, 16, 3>(xm, m, w, shift, dq, ym, st);
+      else rc = launch_pipe<ActT, 2, 16, 3>(xm, m, w, shift, dq, ym, st);
+    } else if (v != Gemm4Variant::registers && pipe_ok) {
+      if (m <= 8) rc = launch_pipe<ActT, 1, 8, 4>(xm, m, w, shift, dq, ym, st);
+      else if (m <= 16) rc = launch_pipe<ActT, 2, 8, 4>(xm, m, w, shift, dq, ym, st);
+      else if (m <= 32) rc = launch_pipe<ActT, 4, 4, 4>(xm, m, w, shift, dq, ym, st);
+      else rc = launch_pipe<ActT, 8, 4, 4>(xm, m, w, shift, dq, ym, st);
     } else if (m <= 8) rc = launch<ActT, 1, 8, 4>(xm, m, w, shift, dq, ym, st);
     else if (m <= 16) rc = launch<ActT, 2, 8, 4>(xm, m, w, shift, dq, ym, st);
     else if (m <= 32) rc = launch<ActT, 4, 4, 2>(xm, m, w, shift, dq, ym, st);

@@ -40,12 +40,14 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   pipelined  cp.async ring of 64-element chunks per warp in shared memory (default)
+//   automatic  pipelined for M <= 16, registers above (the faster of the two there, measured)
+//   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
+//   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
-enum class Gemm4Variant : std::uint8_t { pipelined, registers };
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
-              Gemm4Variant variant = Gemm4Variant::pipelined);
+              Gemm4Variant variant = Gemm4Variant::automatic);
 
 }  // namespace lowbit::cuda
