@@ -52,7 +52,7 @@
 namespace lowbit::harness {
 namespace {
 
-Table kernel_bench_schema() {
+[[maybe_unused]] Table kernel_bench_schema() {
   using enum ColumnType;
   Table t("kernel_bench", "GPU kernel timings: lowbit's CUDA kernels, cuBLASLt and the copy ceiling (and, from "
                           "scripts/peer_bench.py, PyTorch and bitsandbytes), median per call over timed rounds");
