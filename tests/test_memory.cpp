@@ -14,6 +14,8 @@
 #include <string>
 
 #include "experiments/harness/errors.hpp"
+#include "experiments/harness/cli.hpp"
+#include "experiments/harness/results.hpp"
 #include "experiments/memory/architecture.hpp"
 #include "experiments/memory/estimate.hpp"
 #include "experiments/memory/spec.hpp"
@@ -151,8 +153,8 @@ TEST(MemoryTable, T4TableAgreement) {
   const auto spec = mem::load_spec(source_dir() + "/reports/specs/qlora-t4.toml");
   ASSERT_EQ(spec.rows.size(), 14u);
   const std::set<std::size_t> expected_disagreements = {
-      1,   // llama-7b LLM.int8 + GC, 1024: published OOM, model ~4.7 GiB headroom
-      12,  // llama-13b NF4 fp16 GC 1024 (no NQ): published OOM, model ~4.1 GiB headroom
+      1,   // llama-7b LLM.int8 + GC, 1024: published OOM, model ~5.2 GiB headroom
+      12,  // llama-13b NF4 fp16 GC 1024 (no NQ): published OOM, model ~4.6 GiB headroom
   };
   int agree = 0;
   for (std::size_t k = 0; k < spec.rows.size(); ++k) {
@@ -164,6 +166,56 @@ TEST(MemoryTable, T4TableAgreement) {
                                                     << row.settings.seq_len << " → " << mem::to_string(e.verdict);
   }
   EXPECT_EQ(agree, 12);
+}
+
+// The estimator against the committed measurement (scripts/measure_memory.py on an H200, torch
+// 2.11 / transformers 5.17 / peft 0.21 / bitsandbytes 0.50.2; 26 training configurations), as
+// `lowbit memory --validate` computes it. Issue 5's goal: median |error| <= 5 %, worst <= 15 %.
+// Allocated meets it; reserved (allocator model) reaches median 3.8 %, worst 17.0 % (the goal's
+// worst is not met for reserved: fragmentation of the 0.5B/3B QLoRA+GC and the math-attention row).
+TEST(MemoryValidate, MeasuredH200Errors) {
+  const auto in = lowbit::harness::read_table(source_dir() + "/reports/data/memory_measured_h200.h5", "memory");
+  auto col = [&](const char* name) -> const lowbit::harness::Column& { return in.column(name); };
+  std::vector<double> ea, er;
+  int verdicts = 0;
+  for (std::size_t r = 0; r < in.rows(); ++r) {
+    if (col("status").strings.at(r) != "ok") continue;
+    mem::Settings s;
+    s.mode = mem::parse_mode(col("mode").strings.at(r));
+    s.method = mem::parse_method(col("method").strings.at(r));
+    s.weights = col("weights").strings.at(r);
+    s.compute = col("compute").strings.at(r);
+    s.optimizer = mem::parse_optimizer(col("optimizer").strings.at(r));
+    s.attention = mem::parse_attention(col("attention").strings.at(r));
+    s.batch = col("batch").int64s.at(r);
+    s.seq_len = col("seq_len").int64s.at(r);
+    s.grad_accum = col("grad_accum").int64s.at(r);
+    s.grad_ckpt = col("grad_ckpt").bools.at(r);
+    s.lora_rank = std::max<std::int64_t>(1, col("lora_rank").int64s.at(r));
+    s.lora_targets = lowbit::harness::split_list(col("lora_targets").strings.at(r));
+    s.kbit_prep = static_cast<bool>(col("kbit_prep").bools.at(r));
+    s.gpu = col("gpu").strings.at(r);
+    s.lora_dropout = 0;
+    const auto e = mem::estimate(mem::load_architecture(col("model").strings.at(r)), s);
+    const double ma = col("measured_allocated_bytes").float64s.at(r), mr = col("measured_reserved_bytes").float64s.at(r);
+    ea.push_back(std::abs(e.allocated[e.worst_gpu] - ma) / ma);
+    er.push_back(std::abs(e.reserved[e.worst_gpu] - mr) / mr);
+    verdicts += e.verdict == mem::Verdict::fits;
+  }
+  ASSERT_EQ(ea.size(), 26u);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  };
+  const double ma = median(ea), wa = *std::max_element(ea.begin(), ea.end());
+  const double mr = median(er), wr = *std::max_element(er.begin(), er.end());
+  std::printf("allocated: median %.2f %%, worst %.2f %%; reserved: median %.2f %%, worst %.2f %%\n", 100 * ma, 100 * wa,
+              100 * mr, 100 * wr);
+  EXPECT_LE(ma, 0.010);  // achieved 0.7 %
+  EXPECT_LE(wa, 0.040);  // achieved 3.9 %
+  EXPECT_LE(mr, 0.040);  // achieved 3.8 %
+  EXPECT_LE(wr, 0.175);  // achieved 17.0 % (goal 15 % not met for reserved)
+  EXPECT_EQ(verdicts, 26);
 }
 
 TEST(MemoryTable, HeadlineFactsAgree) {

@@ -36,10 +36,10 @@ void print_estimate(std::ostream& os, const mem::Estimate& e) {
   os << fmt::format("run       {}{}, weights {} ({:.4f} bits/param incl. constants), compute {}{}\n",
                     mem::to_string(s.mode), train ? " " + mem::to_string(s.method) : "", e.weights, e.linear_bits,
                     s.compute, e.kbit_prep ? ", non-quantized params fp32 (kbit prep)" : "");
-  os << fmt::format("          batch {} x seq {}{}{}, attention {}\n", s.batch, s.seq_len,
+  os << fmt::format("          batch {} x seq {}{}{}, attention {}, stack {}\n", s.batch, s.seq_len,
                     train ? fmt::format(", grad accum {}", s.grad_accum) : "",
                     train ? (s.grad_ckpt ? ", grad checkpointing" : ", no grad checkpointing") : "",
-                    mem::to_string(s.attention));
+                    mem::to_string(s.attention), mem::to_string(s.stack));
   if (train)
     os << fmt::format("          optimizer {}, {:.2f} M trainable{}\n", mem::to_string(s.optimizer), e.trainable / 1e6,
                       e.lora_targets.empty() ? ""
@@ -194,6 +194,13 @@ int run_validate(const std::string& path, const std::string& output) {
     s.compute = str("compute", r);
     s.optimizer = mem::parse_optimizer(str("optimizer", r));
     s.attention = mem::parse_attention(str("attention", r));
+    // Measured files name the stack they ran on (the current one when the column is absent).
+    {
+      const auto& cols = in.columns();
+      if (std::any_of(cols.begin(), cols.end(), [](const auto& c) { return c.name == "stack"; }) &&
+          !str("stack", r).empty())
+        s.stack = mem::parse_stack(str("stack", r));
+    }
     s.batch = i64("batch", r);
     s.seq_len = i64("seq_len", r);
     s.grad_accum = i64("grad_accum", r);
@@ -273,10 +280,14 @@ int run(const std::vector<std::string>& args) {
       "on | off | auto: PEFT prepare_model_for_kbit_training casts non-quantized params to fp32; auto = on for "
       "LoRA on a quantized base")(
       "attention", po::value<std::string>()->default_value("eager"), "eager (s² scores kept) | sdpa (flash)")(
+      "stack", po::value<std::string>()->default_value("current"),
+      "library versions whose behaviour is modelled: current (torch 2.11, transformers 5.17, peft 0.21, "
+      "bitsandbytes 0.50.2) | may2023 (transformers 4.29/4.30, bitsandbytes 0.39: MatMul4Bit saves its input, "
+      "no logits upcast, shift_logits copy)")(
       "gpu", po::value<std::string>()->default_value("a100-80"), "GPU name (t4, a100-80, ...) or size (24GiB)")(
       "gpus", po::value<int>()->default_value(1), "number of GPUs (layers split as device_map=\"auto\")")(
       "cuda-context-mib", po::value<double>()->default_value(500), "CUDA context + libraries per GPU (MiB)")(
-      "allocator-overhead", po::value<double>()->default_value(0.25),
+      "allocator-overhead", po::value<double>()->default_value(0.18),
       "reserved − allocated as a fraction of the dynamic (non-static) bytes")(
       "max-seq-len", po::bool_switch(), "print the largest sequence length that fits")(
       "max-batch", po::bool_switch(), "print the largest batch that fits")(
@@ -309,6 +320,7 @@ int run(const std::vector<std::string>& args) {
   set("adapter_dtype", "adapter-dtype");
   mem::apply_setting(s, "kbit_prep", kbit);
   set("attention", "attention");
+  set("stack", "stack");
   s.gpu = vm["gpu"].as<std::string>();
   s.gpus = vm["gpus"].as<int>();
   s.cuda_context_mib = vm["cuda-context-mib"].as<double>();

@@ -26,12 +26,19 @@ enum class Method { full, lora, qlora };
 enum class Optimizer { adamw, adamw32, adamw8, paged_adamw32, paged_adamw8, sgd, adafactor };
 enum class Attention { eager, sdpa };
 enum class Verdict { fits, fits_with_paging, oom };
+// The library versions whose behaviour the activation and logits terms follow
+// (see estimate.cpp, "stack"):
+//   current: torch 2.11, transformers 5.17, peft 0.21, bitsandbytes 0.50.2 (measured on an H200);
+//   may2023: torch 2.0, transformers 4.29/4.30, peft 0.3, bitsandbytes 0.39 (the T4 table, QLoRA paper).
+enum class Stack { current, may2023 };
 
 std::string to_string(Mode);
 std::string to_string(Method);
 std::string to_string(Optimizer);
 std::string to_string(Attention);
 std::string to_string(Verdict);
+std::string to_string(Stack);
+Stack parse_stack(const std::string&);
 Mode parse_mode(const std::string&);
 Method parse_method(const std::string&);
 Optimizer parse_optimizer(const std::string&);
@@ -64,10 +71,13 @@ struct Settings {
   // Unset: on for training on a quantized base (what PEFT/QLoRA recipes do), off otherwise.
   std::optional<bool> kbit_prep;
   Attention attention = Attention::eager;
+  Stack stack = Stack::current;
   std::string gpu = "a100-80";
   int gpus = 1;
   double cuda_context_mib = 500;  // see estimate.cpp: fixed overheads
-  double allocator_overhead = 0.25;  // reserved − allocated, as a fraction of dynamic bytes
+  // reserved − allocated: this fraction of the transient bytes of all phases (+ 6 % of the
+  // long-lived dynamic bytes); fitted to the H200 measurement (estimate.cpp: Allocator).
+  double allocator_overhead = 0.18;
 };
 
 struct Term {

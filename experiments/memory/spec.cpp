@@ -52,7 +52,7 @@ std::vector<std::string> setting_keys() {
   return {"mode",         "method",      "weights",      "compute",      "optimizer",       "batch",
           "seq_len",      "grad_accum",  "grad_ckpt",    "lora_rank",    "lora_alpha",      "lora_dropout",
           "lora_targets", "adapter_dtype", "kbit_prep",  "attention",    "gpu",             "gpus",
-          "cuda_context_mib", "allocator_overhead"};
+          "cuda_context_mib", "allocator_overhead", "stack"};
 }
 
 void apply_setting(Settings& s, const std::string& key, const std::string& v) {
@@ -74,6 +74,7 @@ void apply_setting(Settings& s, const std::string& key, const std::string& v) {
     if (v == "auto") s.kbit_prep.reset();
     else s.kbit_prep = to_bool(key, v);
   } else if (key == "attention") s.attention = parse_attention(v);
+  else if (key == "stack") s.stack = parse_stack(v);
   else if (key == "gpu") s.gpu = v;
   else if (key == "gpus") s.gpus = static_cast<int>(to_int(key, v));
   else if (key == "cuda_context_mib") s.cuda_context_mib = to_double(key, v);
@@ -228,7 +229,7 @@ std::vector<std::string> term_keys() {
   return {"weights",           "quant_constants",   "embeddings_lm_head", "norms_biases",     "lora_params",
           "gradients",         "optimizer_states",  "optimizer_step_temp", "act_checkpoints", "act_norms",
           "act_linear_inputs", "act_lora",          "act_attention",      "act_mlp",          "act_dropout",
-          "backward_workspace", "logits_loss",      "dequant_workspace",  "kv_cache",         "prefill_workspace",
+          "forward_workspace", "backward_workspace", "logits_loss",      "dequant_workspace",  "kv_cache",         "prefill_workspace",
           "allocator_overhead", "cuda_context"};
 }
 
@@ -247,6 +248,7 @@ harness::Table memory_schema() {
       .add_column("compute", CT::string, "", "compute dtype")
       .add_column("optimizer", CT::string, "", "optimizer")
       .add_column("attention", CT::string, "", "eager | sdpa")
+      .add_column("stack", CT::string, "", "library versions modelled: current (torch 2.11, transformers 5.17, peft 0.21, bnb 0.50.2) | may2023")
       .add_column("batch", CT::int64, "1", "micro-batch size")
       .add_column("seq_len", CT::int64, "token", "sequence length (padded)")
       .add_column("grad_accum", CT::int64, "1", "gradient accumulation steps")
@@ -288,6 +290,7 @@ void add_memory_row(harness::Table& t, const Estimate& e, const std::string& lab
       s.compute,
       to_string(s.optimizer),
       to_string(s.attention),
+      to_string(s.stack),
       static_cast<std::int64_t>(s.batch),
       static_cast<std::int64_t>(s.seq_len),
       static_cast<std::int64_t>(s.grad_accum),
