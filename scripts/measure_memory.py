@@ -238,20 +238,46 @@ def run_one(c, torch, transformers, steps):
     per_step = []
     gc.collect()
     torch.cuda.empty_cache()
+    # Phase peaks (MiB allocated): blocks forward (until lm_head), loss forward, loss backward
+    # (until the lm_head input gradient), blocks backward, optimizer step. Hooks only read and
+    # reset the peak counter; the step's peak is the largest phase peak.
+    phase = {}
+    reserved = [0]
+    mib = 2.0 ** 20
+
+    def mark(name):
+        torch.cuda.synchronize()
+        phase[name] = max(phase.get(name, 0), torch.cuda.max_memory_allocated() / mib)
+        reserved[0] = max(reserved[0], torch.cuda.max_memory_reserved())
+        torch.cuda.reset_peak_memory_stats()
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    hooks = []
+    if head is not None:
+        hooks.append(head.register_forward_pre_hook(lambda m, a: mark("F_blocks")))
+        hooks.append(head.register_full_backward_pre_hook(lambda m, g: mark("L_loss_bwd")))
+    phases_per_step = []
     for step in range(steps):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+        phase.clear()
+        reserved[0] = 0
         for micro in range(ga):
             ids = torch.randint(0, vocab, (b, s), device="cuda")
             out = model(input_ids=ids, labels=ids)
             loss = out.loss / ga
             del out
+            mark("L_loss_fwd")
             loss.backward()
             del loss
+            mark("B_blocks_bwd")
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        per_step.append((torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()))
+        mark("S_step")
+        phases_per_step.append(dict(phase))
+        per_step.append((max(phase.values()) * mib, reserved[0]))
+    for h in hooks:
+        h.remove()
     base = getattr(model, "base_model", model)
     params = param_count(model) if method == "full" else None
     del opt, model, trainable
@@ -262,6 +288,7 @@ def run_one(c, torch, transformers, steps):
         "trainable": n_trainable,
         "params": params,
         "per_step": per_step,
+        "phases": phases_per_step[-1],
         "kbit_prep": quantized,
     }
 
@@ -320,6 +347,7 @@ def main():
                 print(f"[{i + 1:2d}/{len(grid)}] ok    {label_of(c):<60} alloc {row['measured_allocated_bytes'] / 2**30:6.2f} GiB"
                       f"  reserved {row['measured_reserved_bytes'] / 2**30:6.2f} GiB  ({time.time() - t1:.1f} s; per step MiB {steps_txt})",
                       flush=True)
+                print("        phase peaks MiB: " + "  ".join(f"{k} {v:.0f}" for k, v in res["phases"].items()), flush=True)
             except torch.cuda.OutOfMemoryError:
                 row["status"] = "oom"
                 print(f"[{i + 1:2d}/{len(grid)}] OOM   {label_of(c)}", flush=True)
