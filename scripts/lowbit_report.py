@@ -289,6 +289,124 @@ def section_matmul_error(df, out):
     return md
 
 
+MEMORY_TERM_COLOURS = {
+    "weights": "#1f77b4", "quant_constants": "#aec7e8", "embeddings_lm_head": "#393b79", "norms_biases": "#9edae5",
+    "lora_params": "#2ca02c", "gradients": "#98df8a", "optimizer_states": "#ff7f0e", "optimizer_step_temp": "#ffbb78",
+    "act_checkpoints": "#8c564b", "act_norms": "#c49c94", "act_linear_inputs": "#e377c2", "act_lora": "#f7b6d2",
+    "act_attention": "#d62728", "act_mlp": "#ff9896", "act_dropout": "#7f7f7f", "forward_workspace": "#bcbd22",
+    "backward_workspace": "#dbdb8d", "logits_loss": "#9467bd", "dequant_workspace": "#c5b0d5", "kv_cache": "#17becf",
+    "prefill_workspace": "#637939", "allocator_overhead": "#c7c7c7", "cuda_context": "#636363"}
+
+
+def _memory_terms(df):
+    skip = {"est_allocated_bytes", "est_reserved_bytes", "est_total_bytes", "usable_bytes", "headroom_bytes",
+            "measured_allocated_bytes", "measured_reserved_bytes"}
+    return [c[: -len("_bytes")] for c in df.columns if c.endswith("_bytes") and c not in skip]
+
+
+def _memory_breakdown(plt, df, out, name, title, measured=False):
+    terms = [t for t in _memory_terms(df) if (df[t + "_bytes"].fillna(0) > 0).any()]
+    labels = [(f"{m}: " if not str(x).startswith(str(m)) else "") + str(x) + (f" ({int(s)})" if not str(x).startswith(str(m)) else "")
+              for m, x, s in zip(df["model"], df["label"], df["seq_len"])]
+    gib = 2.0 ** 30
+    fig, ax = plt.subplots(figsize=(11, 0.32 * len(df) + 1.8))
+    left = [0.0] * len(df)
+    ys = list(range(len(df)))[::-1]
+    for t in terms:
+        v = [float(x) / gib if x == x else 0.0 for x in df[t + "_bytes"]]
+        ax.barh(ys, v, left=left, color=MEMORY_TERM_COLOURS.get(t, colour(t)), edgecolor="white", linewidth=0.3,
+                label=t, height=0.75)
+        left = [a + b for a, b in zip(left, v)]
+    ax.scatter(df["est_total_bytes"] / gib, ys, marker="D", s=22, color="white", edgecolors="black", zorder=5,
+               label="lowbit peak (total)")
+    if measured:
+        ax.scatter(df["measured_allocated_bytes"] / gib, ys, marker="|", s=160, color="black", zorder=4,
+                   label="measured allocated")
+        ax.scatter(df["measured_reserved_bytes"] / gib, ys, marker="x", s=30, color="black", zorder=4,
+                   label="measured reserved")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("GiB (worst GPU)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return save(fig, out, name)
+
+
+def section_memory(df, out):
+    """Memory model: breakdown per configuration, regenerated OOM tables, estimator vs measured."""
+    plt = figure()
+    gib = 2.0 ** 30
+    md = ["## GPU memory", "",
+          "lowbit memory: every term of the model (weights, constants, adapters, gradients, optimizer states, "
+          "saved activations, workspaces, logits/loss buffers, allocator, CUDA context) per configuration, "
+          "on the worst GPU; peak = the largest phase (F forward, L loss, B block backward, S step, P prefill). "
+          "The bars stack every term, also terms of different phases that never coexist; the diamond marks "
+          "lowbit's peak (total incl. allocator and CUDA context).", ""]
+    df = df.reset_index(drop=True)
+    has_measured = "measured_allocated_bytes" in df and df["measured_allocated_bytes"].notna().any()
+    published = df[df["published"].astype(str).str.len() > 0] if "published" in df else df.iloc[0:0]
+    if len(published):
+        pub = published.copy()
+        pub["GPUs"] = [f"{int(n)}×{str(g).upper()}" for n, g in zip(pub["gpus"], pub["gpu"])]
+        pub["published"] = ["no OOM" if str(p) == "fits" else str(p) for p in pub["published"]]
+        pub["lowbit"] = [("no OOM" if v != "OOM" else "OOM") + (" (paged)" if v == "fits-with-paging" else "")
+                         for v in pub["verdict"]]
+        pub["peak GiB"] = [f"{x / gib:.2f}" for x in pub["est_total_bytes"]]
+        pub["headroom GiB"] = [f"{x / gib:.2f}" for x in pub["headroom_bytes"]]
+        pub["agree"] = ["yes" if a else "**NO**" for a in pub["agree"]]
+        n_ok = int(sum(1 for a in published["agree"] if a))
+        md += ["### Published OOM tables, regenerated", "",
+               f"Agreement: **{n_ok}/{len(pub)}** published results (stack column: which library behaviour is "
+               "modelled).", "",
+               md_table(pub, ["model", "GPUs", "label", "seq_len", "stack", "published", "lowbit", "peak GiB",
+                              "headroom GiB", "agree"],
+                        ["model", "GPUs", "method", "seq len", "stack", "published", "lowbit", "peak GiB",
+                         "headroom GiB", "agree"]), ""]
+        png = _memory_breakdown(plt, pub, out, "memory_breakdown_published.png",
+                                "Memory breakdown, published configurations")
+        md += [f"![memory breakdown, published configurations]({png})", ""]
+    if has_measured:
+        m = df[(df["status"] == "ok") & df["measured_allocated_bytes"].notna()].copy()
+        m["err_alloc"] = 100 * (m["est_allocated_bytes"] - m["measured_allocated_bytes"]) / m["measured_allocated_bytes"]
+        m["err_res"] = 100 * (m["est_reserved_bytes"] - m["measured_reserved_bytes"]) / m["measured_reserved_bytes"]
+        for c, src in [("est alloc MiB", "est_allocated_bytes"), ("meas alloc MiB", "measured_allocated_bytes"),
+                       ("est resv MiB", "est_reserved_bytes"), ("meas resv MiB", "measured_reserved_bytes")]:
+            m[c] = [f"{x / 2 ** 20:.0f}" for x in m[src]]
+        m["alloc err %"] = [f"{x:+.1f}" for x in m["err_alloc"]]
+        m["resv err %"] = [f"{x:+.1f}" for x in m["err_res"]]
+        ea, er = m["err_alloc"].abs(), m["err_res"].abs()
+        md += ["### Estimator vs measured", "",
+               f"{len(m)} measured configurations. Peak allocated (torch.cuda.max_memory_allocated): median |error| "
+               f"**{ea.median():.1f} %**, worst **{ea.max():.1f} %**; peak reserved (max_memory_reserved): median "
+               f"**{er.median():.1f} %**, worst **{er.max():.1f} %** (goal: median ≤ 5 %, worst ≤ 15 %).", ""]
+        fig, ax = plt.subplots(figsize=(10, 0.3 * len(m) + 1.6))
+        ys = list(range(len(m)))[::-1]
+        ax.barh([y + 0.2 for y in ys], m["err_alloc"], height=0.4, color="#1f77b4", label="peak allocated")
+        ax.barh([y - 0.2 for y in ys], m["err_res"], height=0.4, color="#ff7f0e", label="peak reserved")
+        for x in (-15, -5, 5, 15):
+            ax.axvline(x, color="#444" if abs(x) == 15 else "#999", lw=0.8, ls="--")
+        ax.set_yticks(ys)
+        ax.set_yticklabels(m["label"], fontsize=7)
+        ax.set_xlabel("estimate − measured (% of measured)")
+        ax.set_title("lowbit memory vs measured GPU memory")
+        ax.legend(fontsize=8)
+        md += [f"![estimator vs measured]({save(fig, out, 'memory_error.png')})", "",
+               md_table(m, ["label", "est alloc MiB", "meas alloc MiB", "alloc err %", "est resv MiB", "meas resv MiB",
+                            "resv err %", "peak_phase"],
+                        ["configuration", "est alloc MiB", "meas alloc MiB", "alloc err %", "est resv MiB",
+                         "meas resv MiB", "resv err %", "peak phase"]), ""]
+        png = _memory_breakdown(plt, m, out, "memory_breakdown_measured.png",
+                                "Memory breakdown vs measured (| allocated, × reserved)", measured=True)
+        md += [f"![memory breakdown, measured configurations]({png})", ""]
+    rest = df[~df.index.isin(published.index)]
+    if has_measured:
+        rest = rest[~((rest["status"] == "ok") & rest["measured_allocated_bytes"].notna())]
+    if len(rest):
+        png = _memory_breakdown(plt, rest, out, "memory_breakdown.png", "Memory breakdown")
+        md += [f"![memory breakdown]({png})", ""]
+    return md
+
+
 def section_generic(name, df):
     md = [f"## {name}", "", f"{len(df)} rows.", "", md_table(df, list(df.columns)), ""]
     return md
