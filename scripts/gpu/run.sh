@@ -161,7 +161,7 @@ fi
 
 # Few files come back from the machine: the logs travel as one archive.
 if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* ]] &&
-   ls "$OUT"/*.log "$OUT"/ncu.txt "$OUT"/sass_*.txt >/dev/null 2>&1; then
+   ls "$OUT"/*.log >/dev/null 2>&1; then
   (cd "$OUT" && tar czf logs.tgz --remove-files $(ls *.log ncu.txt sass_*.txt compare.err gpu.txt 2>/dev/null))
 fi
 echo; cat "$OUT/summary.txt"
