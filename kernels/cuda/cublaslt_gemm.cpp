@@ -103,33 +103,45 @@ LtGemm::Plan& LtGemm::plan(GemmKind kind, int m, int n, int k, const void* x, co
     throw CudaError(static_cast<int>(hs), std::string("cuBLASLt has no algorithm for ") + gemm_kind_name(kind) + " " + std::to_string(m) +
                     "x" + std::to_string(n) + "x" + std::to_string(k));
   }
-  p->returned = returned;
-  p->algo = results[0].algo;
-  p->chosen = 0;
-  if (returned > 1) {
-    // Time each candidate once (after one warm-up) and keep the fastest.
-    cudaEvent_t start, stop;
-    check_cuda(cudaEventCreate(&start), "event");
-    check_cuda(cudaEventCreate(&stop), "event");
-    float best = 1e30f;
-    for (int i = 0; i < returned; ++i) {
-      p->algo = results[static_cast<std::size_t>(i)].algo;
+  // Keep the candidates the heuristic marks usable; time each once (after
+  // one warm-up) and keep the fastest. A candidate that fails to launch is
+  // skipped, not fatal.
+  std::vector<cublasLtMatmulAlgo_t> usable;
+  for (int i = 0; i < returned; ++i)
+    if (results[static_cast<std::size_t>(i)].state == CUBLAS_STATUS_SUCCESS) usable.push_back(results[static_cast<std::size_t>(i)].algo);
+  p->returned = static_cast<int>(usable.size());
+  cudaEvent_t start, stop;
+  check_cuda(cudaEventCreate(&start), "event");
+  check_cuda(cudaEventCreate(&stop), "event");
+  float best = 1e30f;
+  for (std::size_t i = 0; i < usable.size(); ++i) {
+    p->algo = usable[i];
+    try {
       launch(*p, x, w, y, stream, x_scale, w_scale);
       check_cuda(cudaEventRecord(start, stream), "record");
       for (int r = 0; r < 3; ++r) launch(*p, x, w, y, stream, x_scale, w_scale);
       check_cuda(cudaEventRecord(stop, stream), "record");
       check_cuda(cudaEventSynchronize(stop), "sync");
-      float ms = 0;
-      check_cuda(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-      if (ms < best) {
-        best = ms;
-        p->chosen = i;
-      }
+    } catch (const CudaError&) {
+      cudaGetLastError();  // this candidate does not run here; try the next
+      continue;
     }
-    p->algo = results[static_cast<std::size_t>(p->chosen)].algo;
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    float ms = 0;
+    check_cuda(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    if (ms < best) {
+      best = ms;
+      p->chosen = static_cast<int>(i);
+    }
   }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (p->chosen < 0) {
+    delete p;
+    throw CudaError(static_cast<int>(CUBLAS_STATUS_NOT_SUPPORTED),
+                    std::string("cuBLASLt: no candidate runs for ") + gemm_kind_name(kind) + " " + std::to_string(m) + "x" +
+                        std::to_string(n) + "x" + std::to_string(k));
+  }
+  p->algo = usable[static_cast<std::size_t>(p->chosen)];
   plans_[key] = p;
   return *p;
 }

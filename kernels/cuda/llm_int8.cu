@@ -118,22 +118,31 @@ __global__ void compact_columns_kernel(unsigned* __restrict__ flags, int k, int*
 
 // Outlier columns of the dequantized weight, contiguous: wc[j][n] for the
 // first kGatheredCapacity outlier columns (the epilogue gathers beyond that).
-__global__ void gather_weight_columns_kernel(const std::int8_t* __restrict__ wq, const float* __restrict__ w_absmax,
-                                             int n, int k_padded, const int* __restrict__ cols,
-                                             const int* __restrict__ count, float* __restrict__ wc) {
+// The outlier weight value W[n, c]: 16-bit when given, else int8 dequantized.
+template <class T>
+__device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
+                                                const float* __restrict__ w_absmax, int k_padded, int n, int c) {
+  if (w16) return to_f(w16[static_cast<std::size_t>(n) * k + c]);
+  return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
+}
+
+template <class T>
+__global__ void gather_weight_columns_kernel(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
+                                             const float* __restrict__ w_absmax, int n, int k_padded,
+                                             const int* __restrict__ cols, const int* __restrict__ count,
+                                             float* __restrict__ wc) {
   const int col = blockIdx.x * kThreads + threadIdx.x;
   if (col >= n) return;
   const int used = min(*count, kGatheredCapacity);
-  const float s = w_absmax[col] / 127.0f;
-  const std::int8_t* wr = wq + static_cast<std::size_t>(col) * k_padded;
-  for (int j = 0; j < used; ++j) wc[static_cast<std::size_t>(j) * n + col] = wr[cols[j]] * s;
+  for (int j = 0; j < used; ++j)
+    wc[static_cast<std::size_t>(j) * n + col] = outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
 }
 
 // Step 4: dequantize the int32 product and add the outlier columns' product.
 template <class T>
 __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
                                 const float* __restrict__ w_absmax, const T* __restrict__ x, int k,
-                                int k_padded, const std::int8_t* __restrict__ wq,
+                                int k_padded, const std::int8_t* __restrict__ wq, const T* __restrict__ w16,
                                 const float* __restrict__ wc, const int* __restrict__ cols,
                                 const int* __restrict__ count_ptr, T* __restrict__ y, int m, int n) {
   __shared__ float outlier_x[kEpilogueRows][kOutlierChunk];
@@ -157,9 +166,8 @@ __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padd
     if (col < n) {
       for (int jj = 0; jj < chunk; ++jj) {
         const int j = j0 + jj;
-        const float wv = j < kGatheredCapacity
-                             ? wc[static_cast<std::size_t>(j) * n + col]
-                             : wq[static_cast<std::size_t>(col) * k_padded + cols[j]] * (w_absmax[col] / 127.0f);
+        const float wv = j < kGatheredCapacity ? wc[static_cast<std::size_t>(j) * n + col]
+                                               : outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
 #pragma unroll
         for (int i = 0; i < kEpilogueRows; ++i) acc[i] = fmaf(outlier_x[i][jj], wv, acc[i]);
       }
@@ -178,6 +186,14 @@ __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padd
                                __fmul_rn(__fmul_rn(row_absmax[row], ca), inv_127_sq));
     y[static_cast<std::size_t>(row) * n + col] = from_f<T>(dq + acc[i]);
   }
+}
+
+template <class T>
+__global__ void plant_outlier_columns_kernel(T* __restrict__ x, std::size_t m, int k, int every, float scale) {
+  const std::size_t total = m * static_cast<std::size_t>(k);
+  for (std::size_t i = blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < total;
+       i += static_cast<std::size_t>(gridDim.x) * kThreads)
+    if (static_cast<int>(i % k) % every == every / 2) x[i] = from_f<T>(to_f(x[i]) * scale);
 }
 
 int round_up(int v, int to) { return (v + to - 1) / to * to; }
@@ -209,6 +225,15 @@ Int8Weight quantize_weight(Act act, const void* w, int n, int k, cudaStream_t st
   return q;
 }
 
+void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scale, cudaStream_t stream) {
+  if (every <= 0) throw std::invalid_argument("plant_outlier_columns: every must be > 0");
+  dispatch(act, [&](auto t) {
+    using T = decltype(t);
+    plant_outlier_columns_kernel<T><<<1024, kThreads, 0, stream>>>(static_cast<T*>(x), m, k, every, scale);
+  });
+  check_cuda(cudaGetLastError(), "plant_outlier_columns");
+}
+
 void free_weight(Int8Weight& w) {
   cudaFree(w.data);
   cudaFree(w.absmax);
@@ -216,8 +241,8 @@ void free_weight(Int8Weight& w) {
   w.absmax = nullptr;
 }
 
-LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m, float threshold)
-    : gemm_(gemm), w_(w), act_(act), max_m_(max_m), threshold_(threshold) {
+LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m, float threshold, const void* w16)
+    : gemm_(gemm), w_(w), act_(act), max_m_(max_m), threshold_(threshold), w16_(w16) {
   if (max_m <= 0) throw std::invalid_argument("LlmInt8Layer: max_m must be > 0");
   check_cuda(cudaMalloc(&x_int8_, static_cast<std::size_t>(max_m) * w.k_padded), "cudaMalloc(int8 activations)");
   check_cuda(cudaMalloc(&row_absmax_, sizeof(float) * max_m), "cudaMalloc(row absmax)");
@@ -259,8 +284,11 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   if (find_outliers) {
     compact_columns_kernel<<<1, 1024, 0, stream>>>(flags_, w_.k, cols_, count_);
     check_cuda(cudaGetLastError(), "compact_columns_kernel");
-    gather_weight_columns_kernel<<<(w_.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-        w_.data, w_.absmax, w_.n, w_.k_padded, cols_, count_, gathered_);
+    dispatch(act_, [&](auto t) {
+      using T = decltype(t);
+      gather_weight_columns_kernel<T><<<(w_.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
+          static_cast<const T*>(w16_), w_.k, w_.data, w_.absmax, w_.n, w_.k_padded, cols_, count_, gathered_);
+    });
     check_cuda(cudaGetLastError(), "gather_weight_columns_kernel");
   }
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
@@ -268,7 +296,8 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     epilogue_kernel<T><<<grid, kThreads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
-                                                      w_.k, w_.k_padded, w_.data, gathered_, cols_, count_,
+                                                      w_.k, w_.k_padded, w_.data, static_cast<const T*>(w16_),
+                                                      gathered_, cols_, count_,
                                                       static_cast<T*>(y), m, w_.n);
   });
   check_cuda(cudaGetLastError(), "epilogue_kernel");

@@ -17,11 +17,12 @@
 // 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
 //    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
 //    accumulated in fp32, rounded once to the output dtype.
-// Weights are quantized once over whole rows and the outlier product uses
-// their int8 dequantization, as bitsandbytes does (it keeps no 16-bit copy
-// of W); the CPU reference's llm_int8_matmul instead re-quantizes B without
-// the outlier rows and uses the original B there, so the tests compare the
-// integer parts exactly and the outputs to a stated tolerance.
+// Weights are quantized once over whole rows. The outlier product uses the
+// 16-bit weight when the layer is given it (LLM.int8() proper), else the
+// int8 weight's dequantization (bitsandbytes without fp16 weights). The CPU
+// reference's llm_int8_matmul re-quantizes B without the outlier rows, so
+// the tests compare the integer parts exactly and the outputs to a stated
+// tolerance.
 // With threshold = +inf this is plain vector-wise int8.
 #pragma once
 
@@ -50,11 +51,19 @@ struct Int8Weight {
 Int8Weight quantize_weight(Act act, const void* w, int n, int k, cudaStream_t stream);
 void free_weight(Int8Weight& w);
 
+// Benchmarks and tests: multiply every column c of x (M×K) with
+// c % every == every / 2 by `scale` — planted outlier columns, 1/every of them.
+void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scale, cudaStream_t stream);
+
 class LlmInt8Layer {
  public:
   // threshold: outlier magnitude (6.0 in LLM.int8); +inf for plain vector-wise int8.
+  // w16: the 16-bit weight (N×K, the activation dtype) for the outlier
+  // columns, as LLM.int8() prescribes (bitsandbytes' has_fp16_weights); null:
+  // the outlier product uses the int8 weight's dequantization instead, which
+  // saves the 16-bit copy but keeps the weight's int8 error on the outliers.
   LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m,
-               float threshold = 6.0f);
+               float threshold = 6.0f, const void* w16 = nullptr);
   ~LlmInt8Layer();
   LlmInt8Layer(const LlmInt8Layer&) = delete;
   LlmInt8Layer& operator=(const LlmInt8Layer&) = delete;
@@ -79,6 +88,7 @@ class LlmInt8Layer {
   Act act_;
   int max_m_;
   float threshold_;
+  const void* w16_;
   std::int8_t* x_int8_ = nullptr;
   float* row_absmax_ = nullptr;
   std::int32_t* c32_ = nullptr;
