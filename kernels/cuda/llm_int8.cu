@@ -10,7 +10,8 @@ namespace lowbit::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kEpilogueRows = 16;     // output rows per epilogue block
+constexpr int kEpilogueRows = 4;      // output rows per epilogue block (more: 118 registers, 25 % occupancy)
+constexpr int kEpilogueCols = 4;      // output columns per epilogue thread (one 16-byte int32 load)
 constexpr int kOutlierChunk = 32;     // outlier columns staged per step
 constexpr int kGatheredCapacity = 512;  // outlier weight columns kept dequantized and contiguous
 
@@ -53,32 +54,91 @@ __global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_pad
   if (threadIdx.x == 0) absmax[row] = amax;
 }
 
+// 8 consecutive 16-bit values (p 16-byte aligned), through the read-only cache.
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
+  const uint4 w = __ldg(reinterpret_cast<const uint4*>(p));
+  const unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = __uint_as_float(u[i] << 16);
+    v[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
+  }
+}
+__device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
+  const uint4 w = __ldg(reinterpret_cast<const uint4*>(p));
+  const unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&u[i]));
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
 // Step 1a: flag every column of X holding an element with |x| >= threshold.
+// Grid: x over column groups of 8, y over rows. Vector loads when K % 8 == 0.
 template <class T>
-__global__ void flag_outlier_columns_kernel(const T* __restrict__ x, std::size_t m, int k, float threshold,
-                                            unsigned* __restrict__ flags) {
-  const std::size_t total = m * static_cast<std::size_t>(k);
-  for (std::size_t i = blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < total;
-       i += static_cast<std::size_t>(gridDim.x) * kThreads)
-    if (fabsf(to_f(x[i])) >= threshold) atomicOr(flags + i % k, 1u);  // rare; every writer sets the same bit
+__global__ void flag_outlier_columns_kernel(const T* __restrict__ x, int m, int k, float threshold,
+                                            unsigned* flags) {  // not __restrict__: read and written
+  const int c8 = (blockIdx.x * kThreads + threadIdx.x) * 8;
+  if (c8 >= k) return;
+  for (int row = blockIdx.y; row < m; row += gridDim.y) {
+    const T* xr = x + static_cast<std::size_t>(row) * k;
+    if (k % 8 == 0) {
+      float v[8];
+      load8(xr + c8, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e)  // read before the atomic: an outlier column holds many outliers, and
+        if (fabsf(v[e]) >= threshold && flags[c8 + e] == 0u) atomicOr(flags + c8 + e, 1u);  // rows would queue on it
+    } else {
+      for (int c = c8; c < min(c8 + 8, k); ++c)
+        if (fabsf(to_f(xr[c])) >= threshold && flags[c] == 0u) atomicOr(flags + c, 1u);
+    }
+  }
 }
 
 // Step 1b: one block per row. The row absmax skips outlier columns, whose
 // int8 entries are zero (they go through the 16-bit path), as in
-// kernels/cpu/llm_int8.cpp. flags == nullptr: no outlier columns.
+// kernels/cpu/llm_int8.cpp. flags == nullptr: no outlier columns. With
+// K % 8 == 0 each thread moves 8 elements at a time (16-byte loads, 8-byte
+// stores); the second pass re-reads the row from cache.
 template <class T>
 __global__ void quantize_rows_kernel(const T* __restrict__ x, int k, int k_padded, const unsigned* __restrict__ flags,
                                      std::int8_t* __restrict__ q, float* __restrict__ row_absmax) {
   const int row = blockIdx.x;
   const T* xr = x + static_cast<std::size_t>(row) * k;
+  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
+  auto kept = [&](int c) { return !flags || flags[c] == 0u; };
   float amax = 0.0f;
-  for (int c = threadIdx.x; c < k; c += kThreads)
-    if (!flags || flags[c] == 0u) amax = fmaxf(amax, fabsf(to_f(xr[c])));
+  if (k % 8 == 0) {
+    for (int c = threadIdx.x * 8; c < k; c += kThreads * 8) {
+      float v[8];
+      load8(xr + c, v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (kept(c + e)) amax = fmaxf(amax, fabsf(v[e]));
+    }
+  } else {
+    for (int c = threadIdx.x; c < k; c += kThreads)
+      if (kept(c)) amax = fmaxf(amax, fabsf(to_f(xr[c])));
+  }
   amax = block_max(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
-  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
-  for (int c = threadIdx.x; c < k_padded; c += kThreads)
-    qr[c] = (c < k && (!flags || flags[c] == 0u)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
+  if (k % 8 == 0) {  // k_padded is a multiple of 16: whole 8-byte groups
+    for (int c = threadIdx.x * 8; c < k_padded; c += kThreads * 8) {
+      alignas(8) std::int8_t out[8] = {};
+      if (c < k) {
+        float v[8];
+        load8(xr + c, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) out[e] = kept(c + e) ? quantize_int8(v[e], scale) : std::int8_t{0};
+      }
+      *reinterpret_cast<uint2*>(qr + c) = *reinterpret_cast<const uint2*>(out);
+    }
+  } else {
+    for (int c = threadIdx.x; c < k_padded; c += kThreads)
+      qr[c] = (c < k && kept(c)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
+  }
   if (threadIdx.x == 0) row_absmax[row] = amax;
 }
 
@@ -139,6 +199,8 @@ __global__ void gather_weight_columns_kernel(const T* __restrict__ w16, int k, c
 }
 
 // Step 4: dequantize the int32 product and add the outlier columns' product.
+// Each thread owns kEpilogueCols consecutive columns of kEpilogueRows rows:
+// 16-byte loads of the int32 product, one 8-byte store per row where N % 4 == 0.
 template <class T>
 __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
                                 const float* __restrict__ w_absmax, const T* __restrict__ x, int k,
@@ -146,45 +208,62 @@ __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padd
                                 const float* __restrict__ wc, const int* __restrict__ cols,
                                 const int* __restrict__ count_ptr, T* __restrict__ y, int m, int n) {
   __shared__ float outlier_x[kEpilogueRows][kOutlierChunk];
-  const int col = blockIdx.x * kThreads + threadIdx.x;
+  const int col0 = (blockIdx.x * kThreads + threadIdx.x) * kEpilogueCols;
   const int m0 = blockIdx.y * kEpilogueRows;
-  float acc[kEpilogueRows];
-#pragma unroll
-  for (int i = 0; i < kEpilogueRows; ++i) acc[i] = 0.0f;
+  float acc[kEpilogueRows][kEpilogueCols] = {};
   const int count = *count_ptr;
   for (int j0 = 0; j0 < count; j0 += kOutlierChunk) {
     const int chunk = min(kOutlierChunk, count - j0);
     for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += kThreads) {
       const int i = e / kOutlierChunk, jj = e % kOutlierChunk, row = m0 + i;
-      float r = 0.0f;
-      if (jj < chunk && row < m) {
-        r = to_f(x[static_cast<std::size_t>(row) * k + cols[j0 + jj]]);
-      }
-      outlier_x[i][jj] = r;
+      outlier_x[i][jj] = (jj < chunk && row < m) ? to_f(x[static_cast<std::size_t>(row) * k + cols[j0 + jj]]) : 0.0f;
     }
     __syncthreads();
-    if (col < n) {
+    if (col0 < n) {
       for (int jj = 0; jj < chunk; ++jj) {
         const int j = j0 + jj;
-        const float wv = j < kGatheredCapacity ? wc[static_cast<std::size_t>(j) * n + col]
-                                               : outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
+        float wv[kEpilogueCols];
 #pragma unroll
-        for (int i = 0; i < kEpilogueRows; ++i) acc[i] = fmaf(outlier_x[i][jj], wv, acc[i]);
+        for (int c = 0; c < kEpilogueCols; ++c) {
+          const int col = col0 + c;
+          wv[c] = col >= n ? 0.0f
+                  : j < kGatheredCapacity ? wc[static_cast<std::size_t>(j) * n + col]
+                                          : outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
+        }
+#pragma unroll
+        for (int i = 0; i < kEpilogueRows; ++i)
+#pragma unroll
+          for (int c = 0; c < kEpilogueCols; ++c) acc[i][c] = fmaf(outlier_x[i][jj], wv[c], acc[i][c]);
       }
     }
     __syncthreads();
   }
-  if (col >= n) return;
+  if (col0 >= n) return;
   constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
-  const float ca = w_absmax[col];
+  float ca[kEpilogueCols];  // w_absmax has n_padded entries: col0 + 3 is in range
+#pragma unroll
+  for (int c = 0; c < kEpilogueCols; ++c) ca[c] = w_absmax[col0 + c];
 #pragma unroll
   for (int i = 0; i < kEpilogueRows; ++i) {
     const int row = m0 + i;
     if (row >= m) break;
-    // The CPU reference's dequantization, operation for operation (no FMA).
-    const float dq = __fmul_rn(static_cast<float>(c32[static_cast<std::size_t>(row) * n_padded + col]),
-                               __fmul_rn(__fmul_rn(row_absmax[row], ca), inv_127_sq));
-    y[static_cast<std::size_t>(row) * n + col] = from_f<T>(dq + acc[i]);
+    // n_padded % 16 == 0 and col0 % 4 == 0: an aligned 16-byte load.
+    const int4 q = __ldcs(reinterpret_cast<const int4*>(c32 + static_cast<std::size_t>(row) * n_padded + col0));
+    const int qv[kEpilogueCols] = {q.x, q.y, q.z, q.w};
+    const float ra = row_absmax[row];
+    alignas(8) T out[kEpilogueCols];
+#pragma unroll
+    for (int c = 0; c < kEpilogueCols; ++c) {
+      // The CPU reference's dequantization, operation for operation (no FMA).
+      const float dq = __fmul_rn(static_cast<float>(qv[c]), __fmul_rn(__fmul_rn(ra, ca[c]), inv_127_sq));
+      out[c] = from_f<T>(dq + acc[i][c]);
+    }
+    T* yr = y + static_cast<std::size_t>(row) * n + col0;
+    if (n % kEpilogueCols == 0) {
+      *reinterpret_cast<uint2*>(yr) = *reinterpret_cast<const uint2*>(out);
+    } else {
+      for (int c = 0; c < kEpilogueCols && col0 + c < n; ++c) yr[c] = out[c];
+    }
   }
 }
 
@@ -273,9 +352,8 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     if (find_outliers) {
-      const std::size_t total = static_cast<std::size_t>(m) * w_.k;
-      const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((total + kThreads - 1) / kThreads, 132 * 16));
-      flag_outlier_columns_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), m, w_.k, threshold_, flags_);
+      const dim3 grid((w_.k / 8 + kThreads) / kThreads, static_cast<unsigned>(std::min(m, 65535)));
+      flag_outlier_columns_kernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), m, w_.k, threshold_, flags_);
     }
     quantize_rows_kernel<T><<<m, kThreads, 0, stream>>>(static_cast<const T*>(x), w_.k, w_.k_padded,
                                                           find_outliers ? flags_ : nullptr, x_int8_, row_absmax_);
@@ -292,7 +370,8 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     check_cuda(cudaGetLastError(), "gather_weight_columns_kernel");
   }
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
-  const dim3 grid((w_.n + kThreads - 1) / kThreads, (m + kEpilogueRows - 1) / kEpilogueRows);
+  const int cols_per_block = kThreads * kEpilogueCols;
+  const dim3 grid((w_.n + cols_per_block - 1) / cols_per_block, (m + kEpilogueRows - 1) / kEpilogueRows);
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     epilogue_kernel<T><<<grid, kThreads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
