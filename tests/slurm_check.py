@@ -98,6 +98,11 @@ def main():
             single = tmp / "single.h5"
             res = run([LOWBIT, "quant-error", "--config", cfg, "--quiet", "-o", single], env)
             assert res.returncode == 0, f"single-process run failed: {res.stderr}"
+            with h5py.File(single, "r") as f:  # the resolved configuration and the grid's hash travel with the results
+                resolved = f.attrs["resolved_config"]
+                resolved = resolved.decode() if isinstance(resolved, bytes) else resolved
+                assert "formats = e4m3fn,nf4@64,int8@row" in resolved and "samples = 65536" in resolved, resolved
+                assert len(str(f.attrs["grid_hash"])) == 16, f.attrs["grid_hash"]
 
             # 1. A 4-task array plus the dependent merge job.
             ids = submit(cfg, tmp / "sweep1", env)

@@ -1,5 +1,7 @@
 #include "experiments/harness/cli.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <iostream>
 #include <numeric>
@@ -196,8 +198,36 @@ std::optional<po::variables_map> OptionParser::parse(const std::vector<std::stri
   } catch (const po::error& e) {
     rethrow_as_usage(e, "");
   }
+  set_resolved_config(describe_options(vm));
   return vm;
 }
+
+// Every option of the parsed command line and config file as `name = value`
+// lines (the config-file syntax), defaults included; values Boost cannot
+// print as text are skipped.
+std::string describe_options(const po::variables_map& vm) {
+  std::string out;
+  for (const auto& [name, v] : vm) {
+    if (name == "help" || name == "config") continue;
+    const boost::any& a = v.value();
+    auto line = [&](const std::string& value) { out += name + " = " + value + "\n"; };
+    if (const auto* s = boost::any_cast<std::string>(&a)) line(*s);
+    else if (const auto* l = boost::any_cast<std::vector<std::string>>(&a)) for (const auto& e : *l) line(e);
+    else if (const auto* b = boost::any_cast<bool>(&a)) line(*b ? "true" : "false");
+    else if (const auto* i = boost::any_cast<int>(&a)) line(std::to_string(*i));
+    else if (const auto* u = boost::any_cast<std::uint64_t>(&a)) line(std::to_string(*u));
+    else if (const auto* z = boost::any_cast<std::size_t>(&a)) line(std::to_string(*z));
+    else if (const auto* d = boost::any_cast<double>(&a)) line(fmt::format("{}", *d));
+    else if (const auto* f = boost::any_cast<float>(&a)) line(fmt::format("{}", *f));
+  }
+  return out;
+}
+
+namespace {
+std::string g_resolved_config;
+}
+void set_resolved_config(std::string text) { g_resolved_config = std::move(text); }
+const std::string& resolved_config() { return g_resolved_config; }
 
 // ---- main -------------------------------------------------------------------------
 

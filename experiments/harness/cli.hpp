@@ -56,6 +56,14 @@ std::string did_you_mean(std::string_view name, const std::vector<std::string>& 
 void set_command_line(int argc, const char* const* argv);
 const std::string& command_line();
 
+// The options the last OptionParser::parse resolved (command line, then
+// config file, then defaults) as `name = value` lines; stored with every
+// results file (root attribute `resolved_config`) so a run can be repeated
+// from its output with --config.
+std::string describe_options(const boost::program_options::variables_map& vm);
+void set_resolved_config(std::string text);
+const std::string& resolved_config();
+
 // The lowbit executable's entry point: dispatch, --help, --version, error
 // handling (UsageError, InputError, lowbit::FormatError: exit 2).
 int run_main(int argc, const char* const* argv);

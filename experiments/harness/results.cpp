@@ -692,6 +692,7 @@ void ResultsWriter::commit() {
   write_attribute(file, "lowbit_version", meta_.lowbit_version);
   write_attribute(file, "git_commit", meta_.git_commit);
   write_attribute(file, "command_line", meta_.command_line);
+  write_attribute(file, "resolved_config", resolved_config());
   if (meta_.seed) write_attribute(file, "seed", *meta_.seed);
   else if (H5Aexists(file, "seed") > 0) check(H5Adelete(file, "seed"), "H5Adelete");
   write_attribute(file, "hostname", meta_.hostname);
