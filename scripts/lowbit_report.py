@@ -407,6 +407,72 @@ def section_memory(df, out):
     return md
 
 
+def section_kernel_bench(df, out):
+    plt = figure()
+    gpu = ", ".join(sorted(set(df["gpu"]))) if "gpu" in df.columns else "?"
+    copy = df[(df["op"] == "copy")]["gbps"]
+    md = ["## GPU kernels", "",
+          f"GPU: {gpu}. Times are medians per call; *graph* = calls captured in a CUDA graph (launch overhead "
+          "removed), the basis of every comparison; *eager* = one host launch per call. % copy = bytes moved / "
+          "the device-to-device copy rate measured in the same run"
+          + (f" ({', '.join(f'{v:.0f}' for v in copy)} GB/s)." if len(copy) else "."), ""]
+    g = df[df["mode"] == "graph"]
+    # Elementwise: lowbit beside the best peer of the same op / format / dtype.
+    rows = []
+    for (op, fmt_, dt), d in g[g["op"].isin(["dequantize", "quantize"])].groupby(["op", "format", "dtype"], sort=True):
+        mine = d[d["impl"] == "lowbit"]
+        if mine.empty:
+            continue
+        peers = d[d["impl"] != "lowbit"].sort_values("median_us")
+        peer = peers.iloc[0] if len(peers) else None
+        m = mine.iloc[0]
+        rows.append({"op": op, "format": fmt_, "dtype": dt, "lowbit_us": round(m["median_us"], 1),
+                     "pct_copy": round(m["pct_copy"], 1), "peer": peer["impl"] if peer is not None else "—",
+                     "peer_us": f"{peer['median_us']:.1f}" if peer is not None else "—",
+                     "speedup": f"{peer['median_us'] / m['median_us']:.2f}×" if peer is not None else "—"})
+    if rows:
+        import pandas as pd
+        t = pd.DataFrame(rows)
+        md += ["### Blockwise quantize / dequantize", "",
+               md_table(t, ["op", "format", "dtype", "lowbit_us", "pct_copy", "peer", "peer_us", "speedup"],
+                        ["op", "format", "dtype", "lowbit µs", "% copy", "best peer", "peer µs", "peer / lowbit"]), ""]
+    # 4-bit GEMV / GEMM against the 16-bit baseline and the 4-bit peers.
+    gm = g[g["op"].isin(["gemm", "gemm4", "dequant_gemm"]) & (g["M"] > 0) & (g["M"] <= 64)]
+    if not gm.empty:
+        def pick(d, op, impl):
+            x = d[(d["op"] == op) & (d["impl"] == impl)]
+            return x["median_us"].min() if len(x) else float("nan")
+        rows = []
+        for (k, n, m), d in gm.groupby(["K", "N", "M"], sort=True):
+            base = pick(d, "gemm", "cublaslt")
+            rows.append({"shape": f"{k}x{n}", "M": m, "cublaslt bf16": base, "torch bf16": pick(d, "gemm", "torch"),
+                         "lowbit nf4": pick(d, "gemm4", "lowbit"), "tinygemm int4": pick(d, "gemm4", "tinygemm"),
+                         "bnb nf4": pick(d, "gemm4", "bnb"), "dequant+cuBLASLt": pick(d, "dequant_gemm", "lowbit+cublaslt")})
+        import pandas as pd
+        t = pd.DataFrame(rows)
+        t["lowbit vs bf16"] = t["cublaslt bf16"] / t["lowbit nf4"]
+        shown = t.copy()
+        for c in shown.columns[2:]:
+            shown[c] = [("—" if v != v else (f"{v:.2f}×" if c == "lowbit vs bf16" else f"{v:.1f}")) for v in shown[c]]
+        md += ["### 4-bit weight × bf16 activation (µs, graph)", "",
+               md_table(shown, list(shown.columns)), ""]
+        impls = ["lowbit nf4", "tinygemm int4", "bnb nf4"]
+        labels = [f"{r['shape'].replace('x', '×')}  M={r['M']}" for _, r in t.iterrows()]
+        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(t) + 2), 5.5))
+        width = 0.8 / len(impls)
+        for j, impl in enumerate(impls):
+            ax.bar([i + (j - 1) * width for i in range(len(t))], t["cublaslt bf16"] / t[impl], width, label=impl,
+                   color=PALETTE[j], edgecolor="black", linewidth=0.4)
+        ax.axhline(1.0, color="#444", lw=1, ls="--", label="cuBLASLt bf16 (= 1)")
+        ax.set_xticks(range(len(t)))
+        ax.set_xticklabels(labels, fontsize=8, rotation=45, ha="right")
+        ax.set_ylabel("speed-up over cuBLASLt bf16 (×, graph times)")
+        ax.set_title(f"4-bit GEMV / small-batch GEMM vs the 16-bit baseline — {gpu}")
+        ax.legend(fontsize=8)
+        md += [f"![4-bit GEMV speed-up]({save(fig, out, 'gemv_speedup.png')})", ""]
+    return md
+
+
 def section_generic(name, df):
     md = [f"## {name}", "", f"{len(df)} rows.", "", md_table(df, list(df.columns)), ""]
     return md

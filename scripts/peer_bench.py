@@ -273,6 +273,8 @@ def write_h5(path, rows, attrs):
     with h5py.File(tmp, "w") as f:
         d = f.create_dataset("kernel_bench", data=arr)
         d.attrs["description"] = "peer timings (PyTorch, bitsandbytes), lowbit kernel-bench's layout"
+        f.attrs["schema_version"] = 1  # lowbit's results layout (experiments/harness/results.hpp)
+        f.attrs["experiment"] = "peer-bench"
         for k, v in attrs.items():
             f.attrs[k] = v
     os.replace(tmp, path)
