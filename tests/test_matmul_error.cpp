@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "experiments/harness/results.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/mse_integrator.hpp"
 
 namespace fs = std::filesystem;
@@ -18,20 +19,7 @@ using lowbit::harness::read_table;
 using lowbit::harness::Table;
 
 namespace {
-fs::path dir() {
-  static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / fmt::format("lowbit-test-mm-{}", ::getpid());
-    fs::create_directories(p);
-    return p;
-  }();
-  static const struct Cleanup {
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup;
-  return d;
-}
+fs::path dir() { return lowbit::test::scratch_dir("mm"); }
 int run_lowbit(const std::string& args) {
   const int st = std::system(fmt::format("'{}' {} >/dev/null 2>&1", std::getenv("LOWBIT_BIN"), args).c_str());
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

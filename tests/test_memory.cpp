@@ -2,6 +2,9 @@
 // published parameter counts, facts.md (T4 OOM table, headline facts),
 // memory-notes.md (LoRA sizes, KV cache), the format registry.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <array>
@@ -252,11 +255,13 @@ struct Run {
 Run run_lowbit(const std::string& args) {
   const char* bin = std::getenv("LOWBIT_BIN");
   if (!bin) return {-1, "LOWBIT_BIN not set"};
-  const std::string errfile = testing::TempDir() + "/memory_err.txt";
+  // One file per process: CTest runs these tests in parallel.
+  const std::string errfile = testing::TempDir() + "/memory_err_" + std::to_string(::getpid()) + ".txt";
   const std::string cmd = std::string(bin) + " memory " + args + " >/dev/null 2>" + errfile;
   const int rc = std::system(cmd.c_str());
   std::ifstream in(errfile);
   std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(errfile.c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, err};
 }
 void expect_usage_error(const std::string& args, const std::string& needle) {
@@ -270,7 +275,7 @@ void expect_usage_error(const std::string& args, const std::string& needle) {
 }  // namespace
 
 TEST(MemoryCli, UnknownArchitectureKey) {
-  const std::string path = testing::TempDir() + "/bad_config.json";
+  const std::string path = testing::TempDir() + "/bad_config_" + std::to_string(::getpid()) + ".json";
   std::ofstream(path) << R"({"model_type": "falcon_x", "hidden_size": 64})";
   expect_usage_error("--model " + path, "unknown architecture");
 }

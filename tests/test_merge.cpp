@@ -12,6 +12,7 @@
 #include <string>
 
 #include "experiments/harness/results.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using lowbit::harness::read_table;
@@ -19,20 +20,7 @@ using lowbit::harness::Table;
 
 namespace {
 
-fs::path dir() {
-  static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / fmt::format("lowbit-test-merge-{}", ::getpid());
-    fs::create_directories(p);
-    return p;
-  }();
-  static const struct Cleanup {
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup;
-  return d;
-}
+fs::path dir() { return lowbit::test::scratch_dir("merge"); }
 
 struct Result {
   int rc;

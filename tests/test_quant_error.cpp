@@ -21,6 +21,7 @@
 
 #include "experiments/harness/npy.hpp"
 #include "experiments/harness/results.hpp"
+#include "support/scratch_dir.hpp"
 #include "experiments/sources/distributions.hpp"
 #include "support/mse_integrator.hpp"
 
@@ -36,20 +37,7 @@ struct Result {
   std::string err;
 };
 
-fs::path dir() {
-  static const fs::path d = [] {
-    auto p = fs::temp_directory_path() / fmt::format("lowbit-test-qe-{}", ::getpid());
-    fs::create_directories(p);
-    return p;
-  }();
-  static const struct Cleanup {
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup;
-  return d;
-}
+fs::path dir() { return lowbit::test::scratch_dir("qe"); }
 
 Result run_lowbit(const std::string& args) {
   const char* bin = std::getenv("LOWBIT_BIN");

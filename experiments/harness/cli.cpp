@@ -1,4 +1,5 @@
 #include "experiments/harness/cli.hpp"
+#include "lowbit/formats/registry.hpp"
 
 #include <fmt/format.h>
 
@@ -67,23 +68,7 @@ std::vector<Subcommand> subcommands() {
   return r;
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  // Three rows of the optimal-string-alignment table suffice.
-  const std::size_t n = b.size();
-  std::vector<std::size_t> prev2(n + 1), prev(n + 1), cur(n + 1);
-  std::iota(prev.begin(), prev.end(), std::size_t{0});
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= n; ++j) {
-      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
-    }
-    std::swap(prev2, prev);
-    std::swap(prev, cur);
-  }
-  return prev[n];
-}
+std::size_t edit_distance(std::string_view a, std::string_view b) { return lowbit::detail::edit_distance(a, b); }
 
 std::string closest_name(std::string_view name, const std::vector<std::string>& candidates) {
   std::string best;

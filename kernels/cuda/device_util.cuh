@@ -66,6 +66,20 @@ __device__ __forceinline__ float load1(const float* p) { return *p; }
 __device__ __forceinline__ float load1(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const __half* p) { return __half2float(*p); }
 
+// Max of v over a block of kThreads threads (a multiple of 32), returned to
+// every thread. Non-negative inputs (absolute values): 0 is the identity.
+template <int kThreads>
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float warp_max[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float r = 0.0f;
+  for (int w = 0; w < kThreads / 32; ++w) r = fmaxf(r, warp_max[w]);
+  __syncthreads();  // warp_max may be reused by the next call
+  return r;
+}
+
 inline int sm_count() {
   static int n = [] {
     int dev = 0, v = 0;

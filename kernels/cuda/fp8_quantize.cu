@@ -25,19 +25,6 @@ __device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
   atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
 }
 
-__device__ __forceinline__ float warp_block_max(float v) {
-  __shared__ float warp_max[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = 0.0f;
-  if (threadIdx.x < 32) {
-    r = threadIdx.x < kThreads / 32 ? warp_max[threadIdx.x] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
-  }
-  return r;  // valid in thread 0
-}
-
 template <class T>
 __global__ void amax_kernel(const T* __restrict__ x, std::size_t n, float* __restrict__ amax) {
   float m = 0.0f;
@@ -51,7 +38,7 @@ __global__ void amax_kernel(const T* __restrict__ x, std::size_t n, float* __res
   }
   for (std::size_t i = 8 * n8 + blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < n; i += stride)
     m = fmaxf(m, fabsf(detail::load1(x + i)));
-  m = warp_block_max(m);
+  m = detail::block_max<kThreads>(m);
   if (threadIdx.x == 0) atomic_max_nonneg(amax, m);
 }
 
@@ -83,7 +70,7 @@ __global__ void quantize_kernel(const T* __restrict__ x, std::size_t n, std::uin
     out[i] = static_cast<std::uint8_t>(e4m3x2(v * s, 0.0f) & 0xFFu);
   }
   if (kRecordAmax) {
-    m = warp_block_max(m);
+    m = detail::block_max<kThreads>(m);
     if (threadIdx.x == 0) atomic_max_nonneg(amax_next, m);
   }
 }

@@ -1,6 +1,8 @@
 // kernels/cuda/llm_int8.cu — see llm_int8.cuh for the algorithm.
 #include "kernels/cuda/llm_int8.cuh"
 
+#include "kernels/cuda/device_util.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -22,16 +24,7 @@ template <class T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ __nv_bfloat16 from_f(float v) { return __float2bfloat16_rn(v); }
 template <> __device__ __forceinline__ __half from_f(float v) { return __float2half_rn(v); }
 
-__device__ __forceinline__ float block_max(float v) {
-  __shared__ float warp_max[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) r = fmaxf(r, warp_max[w]);
-  __syncthreads();
-  return r;
-}
+using detail::block_max;
 
 // int8 = round(x · 127 / absmax), half away from zero, saturated to ±127
 __device__ __forceinline__ std::int8_t quantize_int8(float x, float scale) {
@@ -47,7 +40,7 @@ __global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_pad
   const T* wr = w + static_cast<std::size_t>(row) * k;
   float amax = 0.0f;
   for (int c = threadIdx.x; c < k; c += kThreads) amax = fmaxf(amax, fabsf(to_f(wr[c])));
-  amax = block_max(amax);
+  amax = block_max<kThreads>(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
   std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
   for (int c = threadIdx.x; c < k_padded; c += kThreads) qr[c] = c < k ? quantize_int8(to_f(wr[c]), scale) : 0;
@@ -122,7 +115,7 @@ __global__ void quantize_rows_kernel(const T* __restrict__ x, int k, int k_padde
     for (int c = threadIdx.x; c < k; c += kThreads)
       if (kept(c)) amax = fmaxf(amax, fabsf(to_f(xr[c])));
   }
-  amax = block_max(amax);
+  amax = block_max<kThreads>(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
   if (k % 8 == 0) {  // k_padded is a multiple of 16: whole 8-byte groups
     for (int c = threadIdx.x * 8; c < k_padded; c += kThreads * 8) {

@@ -168,19 +168,24 @@ inline constexpr QuantizerAlias quantizer_aliases[] = {
     {"nvfp4", "e2m1fn@16:e4m3fn"},
 };
 
+// Edit distance counting insertions, deletions, substitutions and swaps of
+// two adjacent characters (optimal string alignment): "e4m3nf" is one edit
+// from "e4m3fn". The one implementation of name suggestions (the CLI's too).
 inline std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  const std::size_t n = b.size();
+  std::vector<std::size_t> prev2(n + 1), prev(n + 1), cur(n + 1);
+  for (std::size_t j = 0; j <= n; ++j) prev[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
+    cur[0] = i;
+    for (std::size_t j = 1; j <= n; ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
     }
+    std::swap(prev2, prev);
+    std::swap(prev, cur);
   }
-  return row[b.size()];
+  return prev[n];
 }
 
 inline bool parse_small_int(std::string_view s, int& out) {
