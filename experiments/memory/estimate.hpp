@@ -1,7 +1,7 @@
 // experiments/memory/estimate.hpp — the GPU memory model of `lowbit memory`.
 //
 // Every byte the model counts is a named Term with its formula and source
-// (see /work/shared/memory-notes.md). The peak is the largest sum over the
+// (see shared/memory-notes.md beside the repository). The peak is the largest sum over the
 // phases of a step in which the terms are alive together:
 //   training:  F = end of forward (saved activations, logits, loss buffers),
 //              B = backward through one block (F + that block's gradient
