@@ -18,6 +18,8 @@
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
 #   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
+#   matmul    issue 11: tests/test_cuda_llm_int8, kernels/bench/bench_matmul_cuda (int8, LLM.int8,
+#             FP8 beside cuBLASLt bf16) and scripts/peer_bench_matmul.py (torch, bitsandbytes)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/lowbit-gpu-out}"
@@ -29,14 +31,14 @@ log() { echo "== $*" >> "$OUT/summary.txt"; }
 if [[ " $steps " == *" build-kernels "* ]]; then
   bdir=build/gpu-helper
   cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real > "$OUT/build_kernels.log" 2>&1 &&
-    cmake --build "$bdir" --target lowbit test_cuda_blockwise -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
+    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_llm_int8 bench_matmul_cuda -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
     { tail -n 30 "$OUT/build_kernels.log"; exit 1; }
   rm -rf .gpubin && mkdir -p .gpubin/lib
-  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" .gpubin/
-  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise | awk '/=> \//{print $3}' | sort -u |
+  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_llm_int8" "$bdir/kernels/bench_matmul_cuda" .gpubin/
+  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 .gpubin/bench_matmul_cuda | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudart|libcublas|libcublasLt|libcuda|libpthread|libdl|librt|libresolv|libutil|libnss[^/]*)\.so' |
     xargs -r -I{} cp -L {} .gpubin/lib/
-  strip .gpubin/lowbit .gpubin/test_cuda_blockwise 2>/dev/null
+  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 .gpubin/bench_matmul_cuda 2>/dev/null
   # bitsandbytes without its other CUDA / ROCm builds (129 MB → 4 MB), so that
   # .gpubin alone stays under the 64 MiB carry limit (.whl need not travel).
   mkdir -p .gpubin/wheels
@@ -96,7 +98,7 @@ if [[ " $steps " == *" memory "* ]] && [ -f scripts/measure_memory.py ]; then
   tail -n 40 "$OUT/memory.log"
 fi
 
-if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* ]]; then
+if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* || " $steps " == *" matmul "* ]]; then
   if [ -x .gpubin/lowbit ]; then
     # The cuBLASLt / cudart of the machine's CUDA (too large to carry), then the carried libraries.
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
@@ -131,6 +133,16 @@ if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
   tail -n 5 "$OUT/peer_bench.log"
   python3 scripts/peer_bench.py compare "$OUT/kernel_bench.h5" "$OUT/peer_bench.h5" -o "$OUT/compare.txt" \
     > /dev/null 2>"$OUT/compare.err" || log "compare failed: $(tail -n 3 "$OUT/compare.err")"
+fi
+
+if [[ " $steps " == *" matmul "* ]] && [ -x .gpubin/bench_matmul_cuda ]; then
+  # Issue 11: LLM.int8 / int8 / FP8 tests, lowbit's matmul benchmark, then its peers.
+  .gpubin/test_cuda_llm_int8 > "$OUT/test_cuda_llm_int8.log" 2>&1; rc=$?
+  log "matmul tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_cuda_llm_int8.log" | tr '\n' ' '))"
+  .gpubin/bench_matmul_cuda "$OUT/bench_matmul.csv" > "$OUT/bench_matmul.log" 2>&1; log "matmul bench: exit $?"
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/peer_bench_matmul.py "$OUT/peer_bench_matmul.csv" > "$OUT/peer_bench_matmul.log" 2>&1
+  log "matmul peers: exit $?"
+  cat "$OUT/bench_matmul.log" "$OUT/peer_bench_matmul.log"
 fi
 
 if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; then
