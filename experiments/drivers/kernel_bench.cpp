@@ -373,11 +373,19 @@ void run_gemm(Bench& b) {
       const bool primary = name == b.opt.gemm_formats.front();
       for (std::size_t M : b.opt.ms) {
         if (!primary && M != b.opt.ms.front()) continue;
-        for (DType act : {DType::bf16, DType::f16}) {
-          if (act == DType::f16 && !(primary && M == 1)) continue;
+        // The automatic kernel (bf16, and fp16 at M = 1), then the other versions for NOTES.md.
+        struct Run { const char* label; DType act; Gemm4Variant variant; };
+        std::vector<Run> runs = {{"lowbit", DType::bf16, Gemm4Variant::automatic}};
+        if (primary && M == 1) runs.push_back({"lowbit", DType::f16, Gemm4Variant::automatic});
+        if (primary) {
+          runs.push_back({"lowbit-pipe", DType::bf16, Gemm4Variant::pipelined});
+          if (M <= 16) runs.push_back({"lowbit-pipe16", DType::bf16, Gemm4Variant::pipelined16});
+          runs.push_back({"lowbit-v1", DType::bf16, Gemm4Variant::registers});
+        }
+        for (const Run& r : runs) {
           const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
-          b.measure("gemm4", "lowbit", q.name(), dtype_name(act), 0, M, K, N, rot, bytes, 2.0 * M * N * K,
-                    [&](void* st, int i) {
+          b.measure("gemm4", r.label, q.name(), dtype_name(r.act), 0, M, K, N, rot, bytes, 2.0 * M * N * K,
+                    [&, r](void* st, int i) {
                       const Quantized4& s = sets[i % rot];
                       Weight4 w;
                       w.codes = s.codes.as<std::uint8_t>();
@@ -386,42 +394,7 @@ void run_gemm(Bench& b) {
                       w.N = N;
                       w.K = K;
                       w.table = t;
-                      check(gemm_4bit(xs[i % 16].get(), act, M, w, y.get(), st), "gemm_4bit");
-                    });
-        }
-        if (primary) {  // the other kernel versions, for NOTES.md
-          for (auto [variant, label] : {std::pair{Gemm4Variant::pipelined, "lowbit-pipe"},
-                                        std::pair{Gemm4Variant::pipelined16, "lowbit-pipe16"}}) {
-            if (variant == Gemm4Variant::pipelined16 && M > 16) continue;
-            const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
-            b.measure("gemm4", label, q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,
-                      [&, variant = variant](void* st, int i) {
-                        const Quantized4& s = sets[i % rot];
-                        Weight4 w;
-                        w.codes = s.codes.as<std::uint8_t>();
-                        w.scales = s.scales;
-                        w.block = q.block_size();
-                        w.N = N;
-                        w.K = K;
-                        w.table = t;
-                        check(gemm_4bit(xs[i % 16].get(), DType::bf16, M, w, y.get(), st, variant), "gemm_4bit");
-                      });
-          }
-        }
-        if (primary) {  // the first kernel version, for NOTES.md
-          const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;
-          b.measure("gemm4", "lowbit-v1", q.name(), "bf16", 0, M, K, N, rot, bytes, 2.0 * M * N * K,
-                    [&](void* st, int i) {
-                      const Quantized4& s = sets[i % rot];
-                      Weight4 w;
-                      w.codes = s.codes.as<std::uint8_t>();
-                      w.scales = s.scales;
-                      w.block = q.block_size();
-                      w.N = N;
-                      w.K = K;
-                      w.table = t;
-                      check(gemm_4bit(xs[i % 16].get(), DType::bf16, M, w, y.get(), st, Gemm4Variant::registers),
-                            "gemm_4bit (registers)");
+                      check(gemm_4bit(xs[i % 16].get(), r.act, M, w, y.get(), st, r.variant), "gemm_4bit");
                     });
         }
         if (primary) {  // dequantize to bf16, then cuBLASLt: the unfused way

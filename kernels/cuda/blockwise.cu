@@ -47,6 +47,7 @@ Table16 make_table16(const Codebook& cb) {
 namespace {
 using detail::load1;
 using detail::load8;
+using detail::load8_or_tail;
 using detail::store1;
 using detail::store8;
 
@@ -311,12 +312,7 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     const bool full = i0 + 8 <= n;
     float v[8];
-    if (full) {
-      load8(x + i0, v);
-    } else {
-#pragma unroll
-      for (int k = 0; k < 8; ++k) v[k] = i0 + k < n ? load1(x + i0 + k) : 0.0f;
-    }
+    load8_or_tail(x, i0, n, v);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
@@ -556,12 +552,7 @@ __global__ void __launch_bounds__(256) quant_mx8_kernel(const InT* __restrict__ 
   for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     float v[8];
-    if (i0 + 8 <= n) {
-      load8(x + i0, v);
-    } else {
-#pragma unroll
-      for (int k = 0; k < 8; ++k) v[k] = i0 + k < n ? load1(x + i0 + k) : 0.0f;
-    }
+    load8_or_tail(x, i0, n, v);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {

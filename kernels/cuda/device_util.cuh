@@ -66,6 +66,17 @@ __device__ __forceinline__ float load1(const float* p) { return *p; }
 __device__ __forceinline__ float load1(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const __half* p) { return __half2float(*p); }
 
+// The 8 values at x[i0 …], zeros past n (a tensor's ragged end).
+template <class T>
+__device__ __forceinline__ void load8_or_tail(const T* x, std::size_t i0, std::size_t n, float (&v)[8]) {
+  if (i0 + 8 <= n) {
+    load8(x + i0, v);
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = i0 + k < n ? load1(x + i0 + k) : 0.0f;
+  }
+}
+
 // Max of v over a block of kThreads threads (a multiple of 32), returned to
 // every thread. Non-negative inputs (absolute values): 0 is the identity.
 template <int kThreads>

@@ -81,6 +81,35 @@ __device__ __forceinline__ void store_act<__half>(__half* p, float v) {
 
 constexpr int kRows = 32;  // rows per CTA (two 16-row tiles)
 
+// Both kernels end the same way: each warp's mma fragments (rows r·16 + g +
+// 8·(i>>1), tokens j·8 + 2q + (i&1)) go to shared memory, and the W partial
+// sums of every (token, row) are added and stored. `red` reuses the table's
+// shared memory ([W][MT·8][kRows] floats); the caller syncs before.
+template <class ActT, int MT, int W>
+__device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[2][MT][4], int tid, int M, int N,
+                                                 int n0, ActT* __restrict__ y) {
+  constexpr int kTok = MT * 8, kStride = kRows;
+  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
+      }
+  __syncthreads();
+  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
+    const int tok = idx / kRows, row = idx % kRows;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
+    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
+  }
+}
+
 template <class ActT, int MT, int W, int U>
 __global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ x, int M,
                                                       const std::uint8_t* __restrict__ codes, BlockScales sc,
@@ -188,26 +217,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ 
 
   // Cross-warp reduction through shared memory (the table is no longer needed).
   __syncthreads();
-  constexpr int kTok = MT * 8, kStride = kRows;
-  float* red = reinterpret_cast<float*>(lut);  // [W][kTok][kStride]
-  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
-        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
-      }
-  __syncthreads();
-  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
-    const int tok = idx / kRows, row = idx % kRows;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
-    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
-  }
+  reduce_and_store<ActT, MT, W>(reinterpret_cast<float*>(lut), acc, tid, M, N, n0, y);
 }
 
 template <class ActT, int MT, int W, int U>
@@ -403,27 +413,9 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
   }
   cp_async_wait<0>();
 
+  // Cross-warp reduction through shared memory (the table is no longer needed).
   __syncthreads();
-  constexpr int kTok = MT * 8, kStride = kRows;
-  float* red = reinterpret_cast<float*>(lut);
-  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
-        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
-      }
-  __syncthreads();
-  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
-    const int tok = idx / kRows, row = idx % kRows;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
-    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
-  }
+  reduce_and_store<ActT, MT, W>(reinterpret_cast<float*>(lut), acc, tid, M, N, n0, y);
 }
 
 template <class ActT, int MT, int W, int S>
