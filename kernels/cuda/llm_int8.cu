@@ -68,52 +68,139 @@ __device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
   }
 }
 
-// Step 1a: flag every column of X holding an element with |x| >= threshold.
-// Grid: x over column groups of 8, y over rows. Vector loads when K % 8 == 0.
-template <class T>
-__global__ void flag_outlier_columns_kernel(const T* __restrict__ x, int m, int k, float threshold,
-                                            unsigned* flags) {  // not __restrict__: read and written
-  const int c8 = (blockIdx.x * kThreads + threadIdx.x) * 8;
-  if (c8 >= k) return;
-  for (int row = blockIdx.y; row < m; row += gridDim.y) {
-    const T* xr = x + static_cast<std::size_t>(row) * k;
-    if (k % 8 == 0) {
-      float v[8];
-      load8(xr + c8, v);
-#pragma unroll
-      for (int e = 0; e < 8; ++e)  // read before the atomic: an outlier column holds many outliers, and
-        if (fabsf(v[e]) >= threshold && flags[c8 + e] == 0u) atomicOr(flags + c8 + e, 1u);  // rows would queue on it
-    } else {
-      for (int c = c8; c < min(c8 + 8, k); ++c)
-        if (fabsf(to_f(xr[c])) >= threshold && flags[c] == 0u) atomicOr(flags + c, 1u);
-    }
-  }
+// Step 1: flag every column of X holding an element with |x| >= threshold
+// (one byte per column, plain stores: every writer writes 1), then the LAST
+// block to finish turns the flags into an ascending column list and a count —
+// one launch, no host sync.
+// Grid: x over column groups of 8 × kThreads, y strides over rows (capped, so
+// that the completion counter sees few hundred arrivals, not one per row).
+__device__ __forceinline__ int byte_count_nonzero(std::uint64_t v) {
+  // bytes are 0 or 1: their sum is the count
+  v = (v & 0x00FF00FF00FF00FFull) + ((v >> 8) & 0x00FF00FF00FF00FFull);
+  v = (v & 0x0000FFFF0000FFFFull) + ((v >> 16) & 0x0000FFFF0000FFFFull);
+  return static_cast<int>((v & 0xFFFFFFFFull) + (v >> 32));
 }
 
-// Step 1b: one block per row. The row absmax skips outlier columns, whose
-// int8 entries are zero (they go through the 16-bit path), as in
-// kernels/cpu/llm_int8.cpp. flags == nullptr: no outlier columns. With
-// K % 8 == 0 each thread moves 8 elements at a time (16-byte loads, 8-byte
-// stores); the second pass re-reads the row from cache.
+// One block compacts flags[0, k_alloc) (k_alloc % 8 == 0) into cols/count
+// (the epilogue clears the flags, after quantize_rows has read them). Each thread owns 8 consecutive columns per step; a block-wide
+// exclusive scan (warp shuffles, then the warp totals) gives each its offset.
+__device__ void compact_flags_block(std::uint8_t* flags, int k_alloc, int* __restrict__ cols, int* __restrict__ count) {
+  __shared__ int warp_total[kThreads / 32];
+  __shared__ int base;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x == 0) base = 0;
+  __syncthreads();
+  for (int start = 0; start < k_alloc; start += kThreads * 8) {
+    const int c = start + threadIdx.x * 8;
+    // written by other blocks: read through L2 (__ldcg), never a stale L1 line
+    const std::uint64_t f = c < k_alloc ? __ldcg(reinterpret_cast<const unsigned long long*>(flags + c)) : 0ull;
+    const int mine = byte_count_nonzero(f);
+    int incl = mine;
+    for (int o = 1; o < 32; o <<= 1) {
+      const int t = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += t;
+    }
+    if (lane == 31) warp_total[warp] = incl;
+    __syncthreads();
+    int offset = base;
+    for (int w = 0; w < warp; ++w) offset += warp_total[w];
+    offset += incl - mine;
+    if (f != 0ull) {
+      for (int e = 0; e < 8; ++e)
+        if ((f >> (8 * e)) & 0xFFu) cols[offset++] = c + e;
+    }
+    __syncthreads();
+    if (threadIdx.x == kThreads - 1) base = offset;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *count = base;
+}
+
 template <class T>
-__global__ void quantize_rows_kernel(const T* __restrict__ x, int k, int k_padded, const unsigned* __restrict__ flags,
-                                     std::int8_t* __restrict__ q, float* __restrict__ row_absmax) {
+__global__ void __launch_bounds__(kThreads) flag_and_compact_kernel(const T* __restrict__ x, int m, int k, float threshold,
+                                                                    std::uint8_t* flags, int k_alloc, int* __restrict__ cols,
+                                                                    int* __restrict__ count, unsigned* done) {
+  const int c8 = (blockIdx.x * kThreads + threadIdx.x) * 8;
+  if (c8 < k) {
+    for (int row = blockIdx.y; row < m; row += gridDim.y) {
+      const T* xr = x + static_cast<std::size_t>(row) * k;
+      if (k % 8 == 0) {
+        float v[8];
+        load8(xr + c8, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)  // read first: an outlier column holds outliers in most rows
+          if (fabsf(v[e]) >= threshold && flags[c8 + e] == 0) flags[c8 + e] = 1;
+      } else {
+        for (int c = c8; c < min(c8 + 8, k); ++c)
+          if (fabsf(to_f(xr[c])) >= threshold && flags[c] == 0) flags[c] = 1;
+      }
+    }
+  }
+  // The last block to arrive compacts (threadfence reduction pattern).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x * gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  compact_flags_block(flags, k_alloc, cols, count);
+  if (threadIdx.x == 0) *done = 0u;  // ready for the next call
+}
+
+// Outlier columns of the weight, contiguous: wc[j][n_padded] fp32 for the
+// first kGatheredCapacity outlier columns (the epilogue reads beyond that
+// directly); columns n … n_padded−1 are 0, so the epilogue loads 4 at a time.
+// The outlier weight value W[n, c]: 16-bit when given, else int8 dequantized.
+template <class T>
+__device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
+                                                const float* __restrict__ w_absmax, int k_padded, int n, int c) {
+  if (w16) return to_f(w16[static_cast<std::size_t>(n) * k + c]);
+  return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
+}
+
+// Step 2, one launch: blocks 0 … m−1 quantize one row each; the blocks after
+// them gather the outlier weight columns (both need only step 1's list).
+// The row absmax skips outlier columns, whose int8 entries are zero (they go
+// through the 16-bit path), as in kernels/cpu/llm_int8.cpp. flags == nullptr:
+// no outlier columns. With K % 8 == 0 each thread moves 8 elements at a time
+// (16-byte loads, one 8-byte flag load, 8-byte stores); the second pass
+// re-reads the row from cache.
+template <class T>
+__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
+    const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
+    std::int8_t* __restrict__ q, float* __restrict__ row_absmax,
+    // gather part (flags != nullptr)
+    const T* __restrict__ w16, const std::int8_t* __restrict__ wq, const float* __restrict__ w_absmax, int n,
+    int n_padded, const int* __restrict__ cols, const int* __restrict__ count, float* __restrict__ wc) {
+  if (static_cast<int>(blockIdx.x) >= m) {
+    const int col = (blockIdx.x - m) * kThreads + threadIdx.x;
+    if (col >= n_padded) return;
+    const int used = min(*count, kGatheredCapacity);
+    for (int j = 0; j < used; ++j)
+      wc[static_cast<std::size_t>(j) * n_padded + col] =
+          col < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]) : 0.0f;
+    return;
+  }
   const int row = blockIdx.x;
   const T* xr = x + static_cast<std::size_t>(row) * k;
   std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
-  auto kept = [&](int c) { return !flags || flags[c] == 0u; };
+  // 8 flag bytes of columns c … c+7 (flags are allocated to a multiple of 16)
+  auto flags8 = [&](int c) -> std::uint64_t { return flags ? *reinterpret_cast<const std::uint64_t*>(flags + c) : 0ull; };
+  auto kept = [](std::uint64_t f, int e) { return ((f >> (8 * e)) & 0xFFu) == 0u; };
   float amax = 0.0f;
   if (k % 8 == 0) {
     for (int c = threadIdx.x * 8; c < k; c += kThreads * 8) {
       float v[8];
       load8(xr + c, v);
+      const std::uint64_t f = flags8(c);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        if (kept(c + e)) amax = fmaxf(amax, fabsf(v[e]));
+        if (kept(f, e)) amax = fmaxf(amax, fabsf(v[e]));
     }
   } else {
     for (int c = threadIdx.x; c < k; c += kThreads)
-      if (kept(c)) amax = fmaxf(amax, fabsf(to_f(xr[c])));
+      if (!flags || flags[c] == 0) amax = fmaxf(amax, fabsf(to_f(xr[c])));
   }
   amax = block_max<kThreads>(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
@@ -123,91 +210,41 @@ __global__ void quantize_rows_kernel(const T* __restrict__ x, int k, int k_padde
       if (c < k) {
         float v[8];
         load8(xr + c, v);
+        const std::uint64_t f = flags8(c);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) out[e] = kept(c + e) ? quantize_int8(v[e], scale) : std::int8_t{0};
+        for (int e = 0; e < 8; ++e) out[e] = kept(f, e) ? quantize_int8(v[e], scale) : std::int8_t{0};
       }
       *reinterpret_cast<uint2*>(qr + c) = *reinterpret_cast<const uint2*>(out);
     }
   } else {
     for (int c = threadIdx.x; c < k_padded; c += kThreads)
-      qr[c] = (c < k && kept(c)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
+      qr[c] = (c < k && (!flags || flags[c] == 0)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
   }
   if (threadIdx.x == 0) row_absmax[row] = amax;
 }
 
-// Step 2: one block of 1024 threads turns the flags into an ascending index
-// list and clears them for the next call.
-__global__ void compact_columns_kernel(unsigned* __restrict__ flags, int k, int* __restrict__ cols,
-                                       int* __restrict__ count) {
-  __shared__ int warp_offset[32];
-  __shared__ int base;
-  if (threadIdx.x == 0) base = 0;
-  __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int start = 0; start < k; start += blockDim.x) {
-    const int c = start + threadIdx.x;
-    const bool flagged = c < k && flags[c] != 0u;
-    const unsigned ballot = __ballot_sync(0xffffffffu, flagged);
-    if (lane == 0) warp_offset[warp] = __popc(ballot);
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int s = base;
-      for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) {
-        const int n = warp_offset[w];
-        warp_offset[w] = s;
-        s += n;
-      }
-      base = s;
-    }
-    __syncthreads();
-    if (flagged) {
-      cols[warp_offset[warp] + __popc(ballot & ((1u << lane) - 1u))] = c;
-      flags[c] = 0u;
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *count = base;
-}
-
-// Outlier columns of the dequantized weight, contiguous: wc[j][n] for the
-// first kGatheredCapacity outlier columns (the epilogue gathers beyond that).
-// The outlier weight value W[n, c]: 16-bit when given, else int8 dequantized.
-template <class T>
-__device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
-                                                const float* __restrict__ w_absmax, int k_padded, int n, int c) {
-  if (w16) return to_f(w16[static_cast<std::size_t>(n) * k + c]);
-  return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
-}
-
-template <class T>
-__global__ void gather_weight_columns_kernel(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
-                                             const float* __restrict__ w_absmax, int n, int k_padded,
-                                             const int* __restrict__ cols, const int* __restrict__ count,
-                                             float* __restrict__ wc) {
-  const int col = blockIdx.x * kThreads + threadIdx.x;
-  if (col >= n) return;
-  const int used = min(*count, kGatheredCapacity);
-  for (int j = 0; j < used; ++j)
-    wc[static_cast<std::size_t>(j) * n + col] = outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
-}
-
 // Step 4: dequantize the int32 product and add the outlier columns' product.
 // Each thread owns kEpilogueCols consecutive columns of kEpilogueRows rows:
-// 16-byte loads of the int32 product, one 8-byte store per row where N % 4 == 0.
+// 16-byte loads of the int32 product and of the gathered outlier weights,
+// one 8-byte store per row where N % 4 == 0. blockDim.x is 64 … 256 (small M:
+// narrower blocks, so that more SMs take part). Block (0, 0) clears the
+// outlier flags for the next call (quantize_rows has read them).
 template <class T>
-__global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
-                                const float* __restrict__ w_absmax, const T* __restrict__ x, int k,
-                                int k_padded, const std::int8_t* __restrict__ wq, const T* __restrict__ w16,
-                                const float* __restrict__ wc, const int* __restrict__ cols,
-                                const int* __restrict__ count_ptr, T* __restrict__ y, int m, int n) {
+__global__ void __launch_bounds__(kThreads) epilogue_kernel(
+    const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
+    const float* __restrict__ w_absmax, const T* __restrict__ x, int k, int k_padded, const std::int8_t* __restrict__ wq,
+    const T* __restrict__ w16, const float* __restrict__ wc, const int* __restrict__ cols,
+    const int* __restrict__ count_ptr, std::uint8_t* __restrict__ flags, T* __restrict__ y, int m, int n) {
   __shared__ float outlier_x[kEpilogueRows][kOutlierChunk];
-  const int col0 = (blockIdx.x * kThreads + threadIdx.x) * kEpilogueCols;
+  const int col0 = (blockIdx.x * blockDim.x + threadIdx.x) * kEpilogueCols;
   const int m0 = blockIdx.y * kEpilogueRows;
   float acc[kEpilogueRows][kEpilogueCols] = {};
-  const int count = *count_ptr;
+  const int count = count_ptr ? *count_ptr : 0;
+  if (flags && blockIdx.x == 0 && blockIdx.y == 0)
+    for (int j = threadIdx.x; j < count; j += blockDim.x) flags[cols[j]] = 0;
   for (int j0 = 0; j0 < count; j0 += kOutlierChunk) {
     const int chunk = min(kOutlierChunk, count - j0);
-    for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += kThreads) {
+    for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += blockDim.x) {
       const int i = e / kOutlierChunk, jj = e % kOutlierChunk, row = m0 + i;
       outlier_x[i][jj] = (jj < chunk && row < m) ? to_f(x[static_cast<std::size_t>(row) * k + cols[j0 + jj]]) : 0.0f;
     }
@@ -216,12 +253,13 @@ __global__ void epilogue_kernel(const std::int32_t* __restrict__ c32, int n_padd
       for (int jj = 0; jj < chunk; ++jj) {
         const int j = j0 + jj;
         float wv[kEpilogueCols];
+        if (j < kGatheredCapacity) {  // col0 + 3 < n_padded: zeros past n
+          const float4 w4 = __ldg(reinterpret_cast<const float4*>(wc + static_cast<std::size_t>(j) * n_padded + col0));
+          wv[0] = w4.x; wv[1] = w4.y; wv[2] = w4.z; wv[3] = w4.w;
+        } else {
 #pragma unroll
-        for (int c = 0; c < kEpilogueCols; ++c) {
-          const int col = col0 + c;
-          wv[c] = col >= n ? 0.0f
-                  : j < kGatheredCapacity ? wc[static_cast<std::size_t>(j) * n + col]
-                                          : outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]);
+          for (int c = 0; c < kEpilogueCols; ++c)
+            wv[c] = col0 + c < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col0 + c, cols[j]) : 0.0f;
         }
 #pragma unroll
         for (int i = 0; i < kEpilogueRows; ++i)
@@ -319,12 +357,14 @@ LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m
   check_cuda(cudaMalloc(&x_int8_, static_cast<std::size_t>(max_m) * w.k_padded), "cudaMalloc(int8 activations)");
   check_cuda(cudaMalloc(&row_absmax_, sizeof(float) * max_m), "cudaMalloc(row absmax)");
   check_cuda(cudaMalloc(&c32_, sizeof(std::int32_t) * max_m * static_cast<std::size_t>(w.n_padded)), "cudaMalloc(int32 product)");
-  check_cuda(cudaMalloc(&flags_, sizeof(unsigned) * w.k), "cudaMalloc(column flags)");
+  check_cuda(cudaMalloc(&flags_, static_cast<std::size_t>(round_up(w.k, 16))), "cudaMalloc(column flags)");
+  check_cuda(cudaMalloc(&done_, sizeof(unsigned)), "cudaMalloc(completion counter)");
   check_cuda(cudaMalloc(&cols_, sizeof(int) * w.k), "cudaMalloc(outlier columns)");
   check_cuda(cudaMalloc(&count_, sizeof(int)), "cudaMalloc(outlier count)");
-  check_cuda(cudaMalloc(&gathered_, sizeof(float) * static_cast<std::size_t>(std::min(w.k, kGatheredCapacity)) * w.n),
+  check_cuda(cudaMalloc(&gathered_, sizeof(float) * static_cast<std::size_t>(std::min(w.k, kGatheredCapacity)) * w.n_padded),
              "cudaMalloc(gathered outlier weights)");
-  check_cuda(cudaMemset(flags_, 0, sizeof(unsigned) * w.k), "memset flags");  // compact_columns keeps them clear
+  check_cuda(cudaMemset(flags_, 0, static_cast<std::size_t>(round_up(w.k, 16))), "memset flags");  // the epilogue keeps them clear
+  check_cuda(cudaMemset(done_, 0, sizeof(unsigned)), "memset counter");
   check_cuda(cudaMemset(count_, 0, sizeof(int)), "memset count");
 }
 
@@ -333,6 +373,7 @@ LlmInt8Layer::~LlmInt8Layer() {
   cudaFree(row_absmax_);
   cudaFree(c32_);
   cudaFree(flags_);
+  cudaFree(done_);
   cudaFree(cols_);
   cudaFree(count_);
   cudaFree(gathered_);
@@ -342,35 +383,38 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   if (m <= 0 || m > max_m_)
     throw std::invalid_argument("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
   const bool find_outliers = threshold_ < std::numeric_limits<float>::infinity();
+  const int gather_blocks = find_outliers ? (w_.n_padded + kThreads - 1) / kThreads : 0;
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
+    const T* xt = static_cast<const T*>(x);
     if (find_outliers) {
-      const dim3 grid((w_.k / 8 + kThreads) / kThreads, static_cast<unsigned>(std::min(m, 65535)));
-      flag_outlier_columns_kernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), m, w_.k, threshold_, flags_);
+      // ≤ ~4 blocks per SM in all: the completion counter takes one atomic per block
+      const unsigned gx = static_cast<unsigned>((w_.k + kThreads * 8 - 1) / (kThreads * 8));
+      const unsigned gy = std::max(1u, std::min(static_cast<unsigned>(m), 4u * detail::sm_count() / gx));
+      flag_and_compact_kernel<T><<<dim3(gx, gy), kThreads, 0, stream>>>(xt, m, w_.k, threshold_, flags_,
+                                                                       round_up(w_.k, 16), cols_, count_, done_);
+      check_cuda(cudaGetLastError(), "flag_and_compact_kernel");
     }
-    quantize_rows_kernel<T><<<m, kThreads, 0, stream>>>(static_cast<const T*>(x), w_.k, w_.k_padded,
-                                                          find_outliers ? flags_ : nullptr, x_int8_, row_absmax_);
+    quantize_rows_kernel<T><<<m + gather_blocks, kThreads, 0, stream>>>(
+        xt, m, w_.k, w_.k_padded, find_outliers ? flags_ : nullptr, x_int8_, row_absmax_, static_cast<const T*>(w16_),
+        w_.data, w_.absmax, w_.n, w_.n_padded, cols_, count_, gathered_);
+    check_cuda(cudaGetLastError(), "quantize_rows_kernel");
   });
-  check_cuda(cudaGetLastError(), "quantize_rows_kernel");
-  if (find_outliers) {
-    compact_columns_kernel<<<1, 1024, 0, stream>>>(flags_, w_.k, cols_, count_);
-    check_cuda(cudaGetLastError(), "compact_columns_kernel");
-    dispatch(act_, [&](auto t) {
-      using T = decltype(t);
-      gather_weight_columns_kernel<T><<<(w_.n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-          static_cast<const T*>(w16_), w_.k, w_.data, w_.absmax, w_.n, w_.k_padded, cols_, count_, gathered_);
-    });
-    check_cuda(cudaGetLastError(), "gather_weight_columns_kernel");
-  }
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
-  const int cols_per_block = kThreads * kEpilogueCols;
+  // Narrower blocks when there are few output tiles, so that every SM works.
+  auto blocks_for = [&](int threads) {
+    return ((w_.n + threads * kEpilogueCols - 1) / (threads * kEpilogueCols)) * ((m + kEpilogueRows - 1) / kEpilogueRows);
+  };
+  int threads = kThreads;
+  while (threads > 64 && blocks_for(threads) < 2 * detail::sm_count()) threads /= 2;
+  const int cols_per_block = threads * kEpilogueCols;
   const dim3 grid((w_.n + cols_per_block - 1) / cols_per_block, (m + kEpilogueRows - 1) / kEpilogueRows);
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
-    epilogue_kernel<T><<<grid, kThreads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
-                                                      w_.k, w_.k_padded, w_.data, static_cast<const T*>(w16_),
-                                                      gathered_, cols_, count_,
-                                                      static_cast<T*>(y), m, w_.n);
+    epilogue_kernel<T><<<grid, threads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
+                                                     w_.k, w_.k_padded, w_.data, static_cast<const T*>(w16_), gathered_,
+                                                     cols_, find_outliers ? count_ : nullptr,
+                                                     find_outliers ? flags_ : nullptr, static_cast<T*>(y), m, w_.n);
   });
   check_cuda(cudaGetLastError(), "epilogue_kernel");
 }

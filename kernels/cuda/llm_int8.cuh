@@ -4,15 +4,14 @@
 //
 //   Y (M×N) = X (M×K) · Wᵀ,  W: N×K (PyTorch Linear layout)
 //
-// 1. flag_outlier_columns: every column of X with an |x| >= threshold.
-//    quantize_rows: one block per row; row absmax over the other columns,
+// 1. flag_and_compact: every column of X with an |x| >= threshold gets a
+//    flag byte; the last block to finish turns the flags into an ascending
+//    index list and a count, on the device (bitsandbytes' argwhere is a host
+//    sync that costs as much as the GEMM at decode sizes).
+// 2. quantize_rows: one block per row; row absmax over the other columns,
 //    int8 = round(x · 127 / absmax) half away from zero, outlier columns 0
-//    (kernels/cpu/llm_int8.cpp's rule).
-// 2. compact_columns: flags → an ascending index list and a count, on the
-//    device (bitsandbytes' argwhere is a host sync that costs as much as the
-//    GEMM at decode sizes); it clears the flags for the next call. The
-//    outlier weight columns are gathered, dequantized, into a contiguous
-//    [count][N] fp32 block.
+//    (kernels/cpu/llm_int8.cpp's rule). Extra blocks of the same launch
+//    gather the outlier weight columns into a contiguous [count][N] fp32 block.
 // 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
 // 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
 //    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
@@ -92,10 +91,11 @@ class LlmInt8Layer {
   std::int8_t* x_int8_ = nullptr;
   float* row_absmax_ = nullptr;
   std::int32_t* c32_ = nullptr;
-  unsigned* flags_ = nullptr;
+  std::uint8_t* flags_ = nullptr;  // one byte per column of X, [round_up(k, 16)]; 0 between calls
+  unsigned* done_ = nullptr;       // flag kernel's completion counter; 0 between calls
   int* cols_ = nullptr;
   int* count_ = nullptr;
-  float* gathered_ = nullptr;  // dequantized outlier weight columns, [min(k, 512)][n]
+  float* gathered_ = nullptr;  // outlier weight columns, [min(k, 512)][n_padded] fp32
 };
 
 }  // namespace lowbit::cuda
