@@ -291,7 +291,9 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
     std::size_t N, K;
   };
   for (const G& gcase : {G{"nf4@64", 96, 512}, G{"nf4@64+dq", 200, 1024}, G{"int4@64", 64, 256},
-                         G{"fp4-bnb@128", 40, 640}, G{"nf4@256", 33, 4096}}) {
+                         G{"fp4-bnb@128", 40, 640}, G{"nf4@256", 33, 4096},
+                         // blocks that straddle rows (K not a multiple of the block)
+                         G{"nf4@128+dq", 77, 192}, G{"nf4@1024", 50, 320}}) {
     const Quantizer q = parse_quantizer(gcase.fmt);
     const std::size_t N = gcase.N, K = gcase.K;
     const auto w = test_data(N * K, 64, 5 + N, false);
@@ -332,7 +334,8 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         Dev<std::uint16_t> xd(M * K), yd(M * N);
         xd.up(x16.data());
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
-                             cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers}) {
+                             cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
+                             cuda::Gemm4Variant::tile16}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));

@@ -421,14 +421,218 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
 template <class ActT, int MT, int W, int S>
 int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
   constexpr int smem = pipe_smem_bytes<W, S>();
-  static const int attr_rc = static_cast<int>(
-      cudaFuncSetAttribute(gemm4_pipe_kernel<ActT, MT, W, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  static const int attr_rc = [] {
+    const auto k = gemm4_pipe_kernel<ActT, MT, W, S>;
+    const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    return static_cast<int>(e != cudaSuccess ? e : cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  }();
   if (attr_rc != 0) return attr_rc;
   const unsigned grid = static_cast<unsigned>((w.N + kRows - 1) / kRows);
   gemm4_pipe_kernel<ActT, MT, W, S><<<grid, W * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift,
                                                                static_cast<int>(w.N), static_cast<int>(w.K), w.table,
                                                                dq, y);
   return static_cast<int>(cudaGetLastError());
+}
+
+// ---------------------------------------------------------------- tile16 version (M ≤ 16)
+//
+// The lean decode kernel: a CTA owns ONE 16-row mma tile (twice the CTAs of
+// the versions above, so 8192 rows fill 132 SMs), its 8 warps split K in
+// groups of U consecutive 64-element chunks, all loads of a group issued
+// before use. The pair table has one 256-byte row per code byte with the
+// lane's copy at byte lane·4, so the shared-memory address of a lookup is one
+// PRMT of the code word and lane·4 (byte i of w becomes bits 8…15): two
+// instructions per two weights, no bank conflicts. Power-of-two block sizes
+// only (the block index is a shift); everything per chunk is incremental.
+constexpr int kTileWarps = 8;
+constexpr int kTileLutBytes = 256 * 256;  // 64 KB: 3 CTAs per SM
+
+// One table word: ld.shared at (byte `byte` of w) · 256 + lane · 4 + lut base —
+// the PRMT builds the offset; the base is uniform, so the load is LDS [R + UR].
+__device__ __forceinline__ std::uint32_t lut_prmt(std::uint32_t lut_base, std::uint32_t w, std::uint32_t lane4,
+                                                  unsigned byte) {
+  std::uint32_t v;
+  // result byte 0 = lane4 (< 128), byte 1 = byte `byte` of w, bytes 2–3 = 0 (lane4's byte 1)
+  asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(lut_base + __byte_perm(w, lane4, 0x5504u | (byte << 4))));
+  return v;
+}
+
+// DQ: double-quantized scales (a template flag: no per-chunk branch).
+// Rows whose K is a multiple of the block (every LLM shape with a power-of-two
+// block ≤ K) take the block index as row_block + (c·64 >> shift); otherwise
+// the 64-bit element index is shifted per chunk.
+template <class ActT, int MT, int U, bool DQ>
+__global__ void __launch_bounds__(kTileWarps * 32, MT == 1 ? 3 : 2) gemm4_tile16_kernel(
+    const ActT* __restrict__ x, int M, const std::uint8_t* __restrict__ codes, BlockScales sc, int block_shift, int N,
+    int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ float values[16];
+  __shared__ float dyn8[256];
+  const int tid = threadIdx.x;
+  if (tid < 16) values[tid] = t.value[tid];
+  if (DQ) dyn8[tid] = dq_table.v[tid];  // blockDim = 256
+  __syncthreads();
+  {  // 16 × 16-byte units per 256-byte row: the first 8 hold the 32 lane copies
+    uint4* lut4 = reinterpret_cast<uint4*>(smem);
+    for (int f = tid; f < 256 * 16; f += kTileWarps * 32) {
+      const int b = f >> 4;
+      const std::uint32_t v = (f & 15) < 8 ? pack2<ActT>(values[b >> 4], values[b & 15]) : 0u;
+      lut4[f] = make_uint4(v, v, v, v);
+    }
+  }
+  __syncthreads();
+
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const int n0 = blockIdx.x * 16;
+  const int chunks = K / 64;
+  const std::size_t row_bytes = static_cast<std::size_t>(K) / 2;
+  const int rg = min(n0 + g, N - 1), rh = min(n0 + g + 8, N - 1);  // rows past N: loaded, never stored
+  const std::uint32_t lut_base = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  const std::uint32_t lane4 = static_cast<std::uint32_t>(lane) * 4u;
+  const int chunk_shift = block_shift - 6;  // block ≥ 64
+  const bool rows_aligned = (K >> block_shift) << block_shift == K;
+  const std::uint64_t eg = static_cast<std::uint64_t>(rg) * static_cast<std::uint64_t>(K);
+  const std::uint64_t eh = static_cast<std::uint64_t>(rh) * static_cast<std::uint64_t>(K);
+  const std::uint32_t bg = static_cast<std::uint32_t>(eg >> block_shift), bh = static_cast<std::uint32_t>(eh >> block_shift);
+
+  // Per-warp cursors, advanced by one group (kTileWarps · U chunks) per step.
+  const std::uint8_t* pg = codes + static_cast<std::size_t>(rg) * row_bytes + q * 8 + warp * U * 32;
+  const std::uint8_t* ph = codes + static_cast<std::size_t>(rh) * row_bytes + q * 8 + warp * U * 32;
+  const ActT* xq = x + static_cast<std::size_t>(g) * K + q * 16 + warp * U * 64;
+  const bool has_x0 = g < M, has_x1 = 8 + g < M;
+
+  auto scale_at = [&](std::uint32_t b) -> float {
+    if constexpr (!DQ) {
+      return __ldg(sc.absmax + b);
+    } else {
+      return __fadd_rn(__fmul_rn(dyn8[__ldg(sc.dq_codes + b)], __ldg(sc.dq_absmax + (b >> 8))), sc.dq_offset);
+    }
+  };
+
+  float acc[MT][4];
+#pragma unroll
+  for (int j = 0; j < MT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
+
+  // Double-buffered groups: the next group's loads are in flight while this
+  // group is decoded and multiplied.
+  uint2 wg[2][U], wh[2][U];
+  float sg[2][U], sh[2][U];
+  auto load_group = [&](int buf, int c0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + u;
+      if (c < chunks) {
+        wg[buf][u] = __ldcs(reinterpret_cast<const uint2*>(pg + u * 32));
+        wh[buf][u] = __ldcs(reinterpret_cast<const uint2*>(ph + u * 32));
+        if (rows_aligned) {
+          const std::uint32_t kb = static_cast<std::uint32_t>(c) >> chunk_shift;
+          sg[buf][u] = scale_at(bg + kb);
+          sh[buf][u] = scale_at(bh + kb);
+        } else {
+          sg[buf][u] = scale_at(static_cast<std::uint32_t>((eg + static_cast<std::uint64_t>(c) * 64u) >> block_shift));
+          sh[buf][u] = scale_at(static_cast<std::uint32_t>((eh + static_cast<std::uint64_t>(c) * 64u) >> block_shift));
+        }
+      } else {
+        wg[buf][u] = wh[buf][u] = make_uint2(0u, 0u);
+        sg[buf][u] = sh[buf][u] = 0.0f;
+      }
+    }
+    pg += kTileWarps * U * 32;
+    ph += kTileWarps * U * 32;
+  };
+  auto compute_group = [&](int buf, int c0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (c0 + u >= chunks) break;
+      std::uint32_t a[4][4];
+#pragma unroll
+      for (int tt = 0; tt < 4; ++tt) {
+        const std::uint32_t w0 = tt < 2 ? wg[buf][u].x : wg[buf][u].y;  // row g
+        const std::uint32_t w1 = tt < 2 ? wh[buf][u].x : wh[buf][u].y;  // row g + 8
+        const unsigned b0 = 2u * (tt & 1);
+        a[tt][0] = lut_prmt(lut_base, w0, lane4, b0);
+        a[tt][1] = lut_prmt(lut_base, w1, lane4, b0);
+        a[tt][2] = lut_prmt(lut_base, w0, lane4, b0 + 1);
+        a[tt][3] = lut_prmt(lut_base, w1, lane4, b0 + 1);
+      }
+#pragma unroll
+      for (int j = 0; j < MT; ++j) {
+        uint4 xb0 = make_uint4(0, 0, 0, 0), xb1 = make_uint4(0, 0, 0, 0);
+        if (j == 0 ? has_x0 : has_x1) {
+          const uint4* p = reinterpret_cast<const uint4*>(xq + static_cast<std::size_t>(j * 8) * K + u * 64);
+          xb0 = __ldg(p);
+          xb1 = __ldg(p + 1);
+        }
+        const std::uint32_t b[8] = {xb0.x, xb0.y, xb0.z, xb0.w, xb1.x, xb1.y, xb1.z, xb1.w};
+        float cf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int tt = 0; tt < 4; ++tt) mma16816<ActT>(cf, a[tt], b[2 * tt], b[2 * tt + 1]);
+        acc[j][0] = fmaf(cf[0], sg[buf][u], acc[j][0]);
+        acc[j][1] = fmaf(cf[1], sg[buf][u], acc[j][1]);
+        acc[j][2] = fmaf(cf[2], sh[buf][u], acc[j][2]);
+        acc[j][3] = fmaf(cf[3], sh[buf][u], acc[j][3]);
+      }
+    }
+    xq += kTileWarps * U * 64;
+  };
+  constexpr int kStep = kTileWarps * U;
+  int c0 = warp * U;
+  if (c0 < chunks) load_group(0, c0);
+  // Two groups per iteration so that the buffer indices are compile-time constants.
+  for (; c0 < chunks; c0 += 2 * kStep) {
+    if (c0 + kStep < chunks) load_group(1, c0 + kStep);
+    compute_group(0, c0);
+    if (c0 + kStep >= chunks) break;
+    if (c0 + 2 * kStep < chunks) load_group(0, c0 + 2 * kStep);
+    compute_group(1, c0 + kStep);
+  }
+
+  // Cross-warp reduction through shared memory (the table is no longer needed):
+  // red[warp][token][row], 16 rows.
+  __syncthreads();
+  float* red = reinterpret_cast<float*>(smem);
+  constexpr int kTok = MT * 8;
+#pragma unroll
+  for (int j = 0; j < MT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int row = g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+      red[(warp * kTok + tok) * 16 + row] = acc[j][i];
+    }
+  __syncthreads();
+  for (int idx = tid; idx < kTok * 16; idx += kTileWarps * 32) {
+    const int tok = idx >> 4, row = idx & 15;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kTileWarps; ++w) sum += red[(w * kTok + tok) * 16 + row];
+    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
+  }
+}
+
+template <class ActT, int MT, bool DQ>
+int launch_tile16(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  constexpr int U = 2;
+  // All of the SM's unified L1 / shared memory as shared: 3 CTAs of 66 KB fit.
+  static const int attr_rc = [] {
+    const auto k = gemm4_tile16_kernel<ActT, MT, U, DQ>;
+    const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kTileLutBytes);
+    return static_cast<int>(e != cudaSuccess ? e : cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  }();
+  if (attr_rc != 0) return attr_rc;
+  const unsigned grid = static_cast<unsigned>((w.N + 15) / 16);
+  gemm4_tile16_kernel<ActT, MT, U, DQ><<<grid, kTileWarps * 32, kTileLutBytes, st>>>(
+      x, M, w.codes, w.scales, shift, static_cast<int>(w.N), static_cast<int>(w.K), w.table, dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+template <class ActT>
+int launch_tile16(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const bool dq_scales = w.scales.double_quantized();
+  if (M <= 8) return dq_scales ? launch_tile16<ActT, 1, true>(x, M, w, shift, dq, y, st)
+                               : launch_tile16<ActT, 1, false>(x, M, w, shift, dq, y, st);
+  return dq_scales ? launch_tile16<ActT, 2, true>(x, M, w, shift, dq, y, st)
+                   : launch_tile16<ActT, 2, false>(x, M, w, shift, dq, y, st);
 }
 
 template <class ActT>
@@ -450,8 +654,11 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    if (v == Gemm4Variant::automatic) v = m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers;
-    if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
+    if (v == Gemm4Variant::automatic) v = m <= 16 ? (shift >= 0 ? Gemm4Variant::tile16 : Gemm4Variant::pipelined)
+                                                  : Gemm4Variant::registers;
+    if (v == Gemm4Variant::tile16 && shift >= 0 && m <= 16) {
+      rc = launch_tile16<ActT>(xm, m, w, shift, dq, ym, st);
+    } else if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
       if (m <= 8) rc = launch_pipe<ActT, 1, 16, 3>(xm, m, w, shift, dq, ym, st);
       else rc = launch_pipe<ActT, 2, 16, 3>(xm, m, w, shift, dq, ym, st);
     } else if (v != Gemm4Variant::registers && pipe_ok) {
