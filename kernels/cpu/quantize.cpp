@@ -19,26 +19,7 @@ namespace {
 
 constexpr std::size_t chunk = 1 << 14;  // elements per parallel work item (a multiple of 8: packing never shares a byte)
 
-struct GroupRange {
-  float amax = 0.0f;           // max |x| over finite x
-  float amax_with_inf = 0.0f;  // max |x| over non-NaN x (bnb)
-  float lo = 0.0f, hi = 0.0f;  // min / max over finite x, 0 if none (zero-point)
-  void add(float x) {
-    const float a = std::fabs(x);
-    if (a == a) amax_with_inf = std::max(amax_with_inf, flush_subnormal(a));  // bnb: FTZ
-    if (std::isfinite(x)) {
-      amax = std::max(amax, a);
-      lo = std::min(lo, x);
-      hi = std::max(hi, x);
-    }
-  }
-  void merge(const GroupRange& o) {
-    amax = std::max(amax, o.amax);
-    amax_with_inf = std::max(amax_with_inf, o.amax_with_inf);
-    lo = std::min(lo, o.lo);
-    hi = std::max(hi, o.hi);
-  }
-};
+// GroupRange (scaled.hpp): amax / amax_with_inf / lo / hi of a group, shared with the GPU.
 
 // Per-group ranges. Contiguous groups (tensor, row, block) in parallel over
 // groups (tensor: over chunks, merged); columns in parallel over column stripes.
@@ -96,39 +77,18 @@ Scales compute_scales(const Quantizer& q, const std::vector<GroupRange>& ranges)
   s.scale.resize(groups);
   s.inv.resize(groups);
   s.code.resize(groups);
-  if (e.kind == ElementKind::int_zero_point) {
-    s.zero_point.resize(groups);
-    const float levels = static_cast<float>(e.integer.qmax());
-    for (std::size_t g = 0; g < groups; ++g) {
-      // 0 is inside [lo, hi] by construction, so z lands in [0, qmax].
-      const GroupScale gs = group_scale(q.scale_format(), ranges[g].hi - ranges[g].lo, levels, 0);
-      s.scale[g] = gs.scale;
-      s.inv[g] = gs.inv;
-      s.code[g] = gs.code;
-      s.zero_point[g] = gs.scale > 0.0f ? round_clamp(scale_down(-ranges[g].lo, gs.inv, gs.scale), 0, e.integer.qmax()) : 0;
-    }
-  } else {
-    const float maxv = e.max_value();
-    const int emax = element_emax(e);
-    if (q.scale_format() == ScaleFormat::e4m3fn) {
-      float amax_t = 0.0f;
-      for (const auto& r : ranges) amax_t = std::max(amax_t, r.amax);
-      s.tensor_encode_scale = tensor_encode_scale(amax_t, maxv);
-    }
-    const bool bnb = q.edge_mode() == EdgeMode::bnb;
-    for (std::size_t g = 0; g < groups; ++g) {
-      if (bnb) {  // bnb's raw arithmetic: absmax with inf, 1/0 = inf
-        const float a = ranges[g].amax_with_inf;
-        s.scale[g] = a;
-        s.inv[g] = flush_subnormal(1.0f / a);
-        s.code[g] = bit_cast<std::uint32_t>(a);
-        continue;
-      }
-      const GroupScale gs = group_scale(q.scale_format(), ranges[g].amax, maxv, emax, s.tensor_encode_scale);
-      s.scale[g] = gs.scale;
-      s.inv[g] = gs.inv;
-      s.code[g] = gs.code;
-    }
+  if (e.kind == ElementKind::int_zero_point) s.zero_point.resize(groups);
+  if (q.scale_format() == ScaleFormat::e4m3fn && e.kind != ElementKind::int_zero_point) {
+    float amax_t = 0.0f;
+    for (const auto& r : ranges) amax_t = std::max(amax_t, r.amax);
+    s.tensor_encode_scale = tensor_encode_scale(amax_t, e.max_value());
+  }
+  for (std::size_t g = 0; g < groups; ++g) {  // scaled.hpp: the GPU's per-group step too
+    const GroupParams p = group_params(e, q.scale_format(), q.edge_mode(), ranges[g], s.tensor_encode_scale);
+    s.scale[g] = p.scale;
+    s.inv[g] = p.inv;
+    s.code[g] = p.code;
+    if (!s.zero_point.empty()) s.zero_point[g] = p.zero_point;
   }
   if (q.scale_format() == ScaleFormat::dq) {
     // Elements keep the exact fp32 scale (inv); decoding uses the dq'd one.
@@ -149,7 +109,6 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
   QuantStats st;
   const ElementFormat& el = q.element();
   const bool unscaled = q.granularity() == Granularity::none;
-  const bool bnb = q.edge_mode() == EdgeMode::bnb;
   const std::vector<float>& enc_scale = s.enc_scale.empty() ? s.scale : s.enc_scale;
   for (std::size_t i = b; i < e; ++i) {
     const float xi = x[i];
@@ -158,28 +117,11 @@ QuantStats element_pass(const Quantizer& q, const Scales& s, const float* x, std
     const std::size_t g = unscaled ? 0 : q.group_of(i, cols);
     const float inv = unscaled ? 1.0f : s.inv[g], scale = unscaled ? 1.0f : s.scale[g];
     const float es = unscaled ? 1.0f : enc_scale[g];
-    std::uint32_t code;
-    float value;
-    if (bnb) {
-      code = encode_codebook_bnb(el.codebook, xi, inv);
-      value = decode_codebook_bnb(el.codebook, code, scale);
-    } else if (el.kind == ElementKind::int_zero_point) {
-      const int z = s.zero_point[g];
-      if (xi != xi) {
-        code = static_cast<std::uint32_t>(z);
-      } else {
-        const float y = std::fabs(xi) == INFINITY ? xi : scale_down(xi, inv, es);
-        code = encode_int_zero_point(el.integer, y, z);
-        const float t = y + static_cast<float>(z);
-        st.n_clipped += t < -0.5f || t > static_cast<float>(el.integer.qmax()) * clip_slack;
-      }
-      value = static_cast<float>(static_cast<int>(code) - z) * scale;
-    } else {
-      bool clipped = false;
-      code = encode_element(el, xi, inv, es, clipped);
-      st.n_clipped += clipped;
-      value = decode_element(el, code) * scale;
-    }
+    const int z = s.zero_point.empty() ? 0 : s.zero_point[g];
+    bool clipped = false;
+    const std::uint32_t code = encode_scaled_element(el, q.edge_mode(), xi, inv, es, z, clipped);  // scaled.hpp
+    st.n_clipped += clipped;
+    const float value = decode_scaled_element(el, q.edge_mode(), code, scale, z);
     st.n_nan_out += value != value;
     st.n_inf_out += std::fabs(value) == INFINITY;
     emit(i, code, value);
@@ -244,7 +186,6 @@ void Quantizer::dequantize(const QuantizedTensor& t, float* out) const {
   const ElementFormat& el = element_;
   const bool unscaled = granularity_ == Granularity::none;
   const bool zp = el.kind == ElementKind::int_zero_point;
-  const bool bnb = edge_ == EdgeMode::bnb;
   const std::size_t chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
@@ -253,8 +194,7 @@ void Quantizer::dequantize(const QuantizedTensor& t, float* out) const {
       const std::uint32_t code = unpack_code(t.codes.data(), i, t.element_bits);
       const std::size_t g = unscaled ? 0 : group_of(i, t.cols);
       const float scale = unscaled ? 1.0f : t.scales[g];
-      out[i] = zp ? static_cast<float>(static_cast<int>(code) - t.zero_points[g]) * scale
-                  : bnb ? decode_codebook_bnb(el.codebook, code, scale) : decode_element(el, code) * scale;
+      out[i] = decode_scaled_element(el, edge_, code, scale, zp ? t.zero_points[g] : 0);
     }
   }
 }
@@ -291,8 +231,16 @@ void dequantize_blockwise(const Codebook& cb, const std::uint8_t* codes, const f
 
 float mean_offset(const float* scales, std::size_t n) {
   if (n == 0) return 0.0f;
+  // Fixed order (so the GPU reproduces it bit for bit in parallel): binary64
+  // sums of consecutive chunks of mean_chunk scales, each from 0 in index
+  // order, then the chunk sums in chunk order. For n <= mean_chunk this is
+  // the plain sequential sum.
   double sum = 0;
-  for (std::size_t i = 0; i < n; ++i) sum += scales[i];
+  for (std::size_t c = 0; c < n; c += mean_chunk) {
+    double part = 0;
+    for (std::size_t i = c; i < std::min(n, c + mean_chunk); ++i) part += scales[i];
+    sum += part;
+  }
   return static_cast<float>(sum / static_cast<double>(n));
 }
 

@@ -31,7 +31,10 @@ struct DoubleQuantized {
   float offset = 0.0f;              // subtracted before, added after
 };
 // The mean of the scales, summed in binary64 and rounded once (bnb takes
-// torch's float32 mean, which may differ in the last bit).
+// torch's float32 mean, which may differ in the last bit). The sum's order is
+// fixed: chunks of mean_chunk consecutive scales summed sequentially, then
+// the chunk sums sequentially (the GPU's double quantization does the same).
+inline constexpr std::size_t mean_chunk = 1024;
 float mean_offset(const float* scales, std::size_t n);
 // bnb: quantize_blockwise(scales − offset, code=dyn8, blocksize=256).
 DoubleQuantized double_quantize(const float* scales, std::size_t n, float offset, const Codebook& cb = dyn8,

@@ -61,12 +61,23 @@ enum class EdgeMode : std::uint8_t { exact, bnb };
 // The element conversion options of scaled quantizers: round to nearest even,
 // saturate finite overflow, keep inf where the format has it, NaN into a
 // NaN-less format → 0 (the sign flipped, as ml_dtypes).
-inline constexpr ConvertOptions element_convert_options = [] {
+// (A function as well as a constant: device code may not take a reference to
+// a namespace-scope host variable, and encode() takes its options by reference.)
+LOWBIT_HD constexpr ConvertOptions make_element_convert_options() {
   ConvertOptions o{};
   o.inf_under_saturation = InfUnderSaturation::keep_inf;
   o.nan_to_finite = NanToFinite::zero_flipped_sign;
   return o;
-}();
+}
+inline constexpr ConvertOptions element_convert_options = make_element_convert_options();
+
+// The scale formats' specs by value, for the same reason: group_scale runs on
+// the GPU too (kernels/cuda/scaled_quantize.cu), where naming the host
+// constants fp16 / bf16 / e4m3fn by reference does not compile.
+LOWBIT_HD constexpr FormatSpec scale_spec_fp16() { return FormatSpec{5, 10, 15, Special::ieee}; }
+LOWBIT_HD constexpr FormatSpec scale_spec_bf16() { return FormatSpec{8, 7, 127, Special::ieee}; }
+LOWBIT_HD constexpr FormatSpec scale_spec_e4m3fn() { return FormatSpec{4, 3, 7, Special::fn}; }
+static_assert(scale_spec_fp16() == fp16 && scale_spec_bf16() == bf16 && scale_spec_e4m3fn() == e4m3fn);
 
 // One element format. Trivially copyable (the codebook is held by value).
 struct ElementFormat {
@@ -138,7 +149,7 @@ LOWBIT_HD inline GroupScale group_scale(ScaleFormat f, float amax, float max_ele
     }
     case ScaleFormat::fp16:
     case ScaleFormat::bf16: {
-      const FormatSpec spec = f == ScaleFormat::fp16 ? fp16 : bf16;
+      const FormatSpec spec = f == ScaleFormat::fp16 ? scale_spec_fp16() : scale_spec_bf16();
       float s = amax / max_elem;
       if (s > FLT_MAX) s = FLT_MAX;
       g.code = encode(spec, s);  // nearest even, saturating
@@ -153,7 +164,8 @@ LOWBIT_HD inline GroupScale group_scale(ScaleFormat f, float amax, float max_ele
       break;
     }
     case ScaleFormat::e4m3fn: {
-      const float s8 = decode<float>(e4m3fn, (g.code = encode(e4m3fn, amax / max_elem * tensor_encode_scale)));
+      const FormatSpec spec = scale_spec_e4m3fn();
+      const float s8 = decode<float>(spec, (g.code = encode(spec, amax / max_elem * tensor_encode_scale)));
       g.scale = s8 * (1.0f / tensor_encode_scale);  // s8 · (1/S): what NvFp4Block decoding does
       g.inv = s8 > 0.0f ? tensor_encode_scale / s8 : 0.0f;  // NVIDIA's S_enc / s8 (may overflow: scale_down)
       return g;
@@ -178,11 +190,12 @@ inline constexpr float clip_slack = 1.0f + 0x1p-20f;
 // exceeded the largest value and was saturated.
 LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_element(const ElementFormat& e, float x, float inv, float s,
                                                          bool& clipped) {
+  const ConvertOptions opts = make_element_convert_options();  // a local: device-callable
   const float maxv = e.max_value();
   if (!(x == x)) {  // NaN
     clipped = false;
     switch (e.kind) {
-      case ElementKind::minifloat: return encode(e.spec, x, element_convert_options);
+      case ElementKind::minifloat: return encode(e.spec, x, opts);
       case ElementKind::codebook: return e.codebook.zero_code;
       default: return 0u;
     }
@@ -193,7 +206,7 @@ LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_element(const ElementFormat& e
   // x · (1/s) at x = amax from counting (an fp32 absmax scale never clips).
   clipped = fabsf(y) > maxv * clip_slack && !(e.has_inf() && fabsf(x) == INFINITY);
   switch (e.kind) {
-    case ElementKind::minifloat: return encode(e.spec, y, element_convert_options);
+    case ElementKind::minifloat: return encode(e.spec, y, opts);
     case ElementKind::codebook: return encode(e.codebook, y);
     default: return encode_int_symmetric(e.integer, y);
   }
@@ -224,6 +237,104 @@ LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_codebook_bnb(const Codebook& c
 }
 LOWBIT_HD LOWBIT_FORCEINLINE float decode_codebook_bnb(const Codebook& cb, std::uint32_t code, float absmax) {
   return flush_subnormal(decode(cb, code) * absmax);
+}
+
+// ---- one group, one element: the steps of Quantizer::quantize / dequantize --
+// (kernels/cpu/quantize.cpp and kernels/cuda/scaled_quantize.cu both call
+// these, so CPU and GPU share every float operation.)
+
+// The statistics of a group's inputs. add() in any order and merge() of any
+// partition give the same result (max/min of values whose only tie, ±0, is
+// resolved by starting from +0 and replacing only on a strict comparison).
+struct GroupRange {
+  float amax = 0.0f;           // max |x| over finite x
+  float amax_with_inf = 0.0f;  // max |x| over non-NaN x, subnormals flushed (bnb)
+  float lo = 0.0f, hi = 0.0f;  // min / max over finite x, 0 if none (zero-point)
+  LOWBIT_HD LOWBIT_FORCEINLINE void add(float x) {
+    const float a = fabsf(x);
+    if (a == a) {
+      const float f = flush_subnormal(a);
+      if (amax_with_inf < f) amax_with_inf = f;
+    }
+    if (a < INFINITY) {  // finite
+      if (amax < a) amax = a;
+      if (x < lo) lo = x;
+      if (hi < x) hi = x;
+    }
+  }
+  LOWBIT_HD LOWBIT_FORCEINLINE void merge(const GroupRange& o) {
+    if (amax < o.amax) amax = o.amax;
+    if (amax_with_inf < o.amax_with_inf) amax_with_inf = o.amax_with_inf;
+    if (o.lo < lo) lo = o.lo;
+    if (hi < o.hi) hi = o.hi;
+  }
+};
+
+// Everything the element pass needs of one group.
+struct GroupParams {
+  float scale = 0.0f;      // decode multiplier (before +dq replaces it by the dq-decoded value)
+  float inv = 0.0f;        // encode multiplier
+  float enc_scale = 0.0f;  // the s that inv inverts (scale_down's divisor)
+  std::uint32_t code = 0;  // the scale in its storage format
+  int zero_point = 0;      // intK-zp only
+};
+
+// A group's parameters from its range (Quantizer's element, scale format and
+// edge mode; S = the e4m3fn tensor encode scale, 1 otherwise).
+LOWBIT_HD inline GroupParams group_params(const ElementFormat& e, ScaleFormat f, EdgeMode mode, const GroupRange& r,
+                                          float tensor_encode_scale_value) {
+  GroupParams p;
+  if (e.kind == ElementKind::int_zero_point) {
+    // 0 is inside [lo, hi] by construction, so z lands in [0, qmax].
+    const GroupScale gs = group_scale(f, r.hi - r.lo, static_cast<float>(e.integer.qmax()), 0);
+    p.scale = p.enc_scale = gs.scale;
+    p.inv = gs.inv;
+    p.code = gs.code;
+    p.zero_point = gs.scale > 0.0f ? round_clamp(scale_down(-r.lo, gs.inv, gs.scale), 0, e.integer.qmax()) : 0;
+    return p;
+  }
+  if (mode == EdgeMode::bnb) {  // bnb's raw arithmetic: absmax with inf, 1/0 = inf
+    const float a = r.amax_with_inf;
+    p.scale = p.enc_scale = a;
+    p.inv = flush_subnormal(1.0f / a);
+    p.code = bit_cast<std::uint32_t>(a);
+    return p;
+  }
+  const GroupScale gs = group_scale(f, r.amax, e.max_value(), element_emax(e), tensor_encode_scale_value);
+  p.scale = p.enc_scale = gs.scale;
+  p.inv = gs.inv;
+  p.code = gs.code;
+  return p;
+}
+
+// One element's code: exact mode (encode_element; zero-point integers: NaN →
+// z, ±inf saturate), or bnb's arithmetic. `es` is GroupParams::enc_scale,
+// z its zero point; unscaled quantizers pass inv = es = 1, z = 0.
+LOWBIT_HD LOWBIT_FORCEINLINE std::uint32_t encode_scaled_element(const ElementFormat& e, EdgeMode mode, float x,
+                                                                float inv, float es, int z, bool& clipped) {
+  if (mode == EdgeMode::bnb) {
+    clipped = false;
+    return encode_codebook_bnb(e.codebook, x, inv);
+  }
+  if (e.kind == ElementKind::int_zero_point) {
+    if (x != x) {
+      clipped = false;
+      return static_cast<std::uint32_t>(z);
+    }
+    const float y = fabsf(x) == INFINITY ? x : scale_down(x, inv, es);
+    const float t = y + static_cast<float>(z);
+    clipped = t < -0.5f || t > static_cast<float>(e.integer.qmax()) * clip_slack;
+    return encode_int_zero_point(e.integer, y, z);
+  }
+  return encode_element(e, x, inv, es, clipped);
+}
+
+// The dequantized value of one code with its group's decode scale s.
+LOWBIT_HD LOWBIT_FORCEINLINE float decode_scaled_element(const ElementFormat& e, EdgeMode mode, std::uint32_t code,
+                                                        float s, int z) {
+  if (e.kind == ElementKind::int_zero_point) return static_cast<float>(static_cast<int>(code) - z) * s;
+  if (mode == EdgeMode::bnb) return decode_codebook_bnb(e.codebook, code, s);
+  return decode_element(e, code) * s;
 }
 
 }  // namespace lowbit
