@@ -456,6 +456,9 @@ def check_matmul_args(args):
     def bad(msg):
         print(f"peer_bench: {msg}", file=sys.stderr)
         sys.exit(2)
+    unknown = [op for op in args.ops.split(",") if op not in ("ceiling", "dequant", "quant", "gemm", "matmul")]
+    if unknown:
+        bad(f"--ops: unknown {', '.join(unknown)} (ceiling, dequant, quant, gemm, matmul)")
     try:
         shapes = parse_shapes(args.matmul_shapes)
     except ValueError:
