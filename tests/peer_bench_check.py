@@ -85,6 +85,7 @@ def line(text, *words):
 def main():
     check(len(LOWBIT_COLUMNS) > 20 and LOWBIT_COLUMNS[-2:] == ["outlier_frac", "rounds"],
           f"kernel_bench schema parsed as {LOWBIT_COLUMNS}")
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     sys.path.insert(0, str(SCRIPT.parent))
     import peer_bench  # must import without torch
     check([c for c, _ in peer_bench.COLUMNS] == LOWBIT_COLUMNS,
