@@ -144,7 +144,7 @@ fi
 
 if [[ " $steps " == *" matmul "* ]] && [ -x .gpubin/lowbit ]; then
   # Issue 11: LLM.int8 / int8 / FP8 tests, lowbit's matmuls, their peers in the same table layout, ratios.
-  timeout ${T_TESTS:-120} .gpubin/test_cuda_llm_int8 > "$OUT/test_cuda_llm_int8.log" 2>&1; rc=$?
+  .gpubin/test_cuda_llm_int8 > "$OUT/test_cuda_llm_int8.log" 2>&1; rc=$?
   log "matmul tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_cuda_llm_int8.log" | tr '\n' ' '))"
   t0=$(date +%s)
   timeout ${T_MM:-300} .gpubin/lowbit kernel-bench --ops matmul,fp8quant ${MM_ARGS:-} -o "$OUT/kernel_bench_matmul.h5" \
