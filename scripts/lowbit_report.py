@@ -20,6 +20,9 @@ import zlib
 from pathlib import Path
 
 SCHEMA_VERSIONS = {1}
+# Columns a table gained later, appended at its end, with the value older files mean: files written
+# before and after can be read together.
+LATER_COLUMNS = {"kernel_bench": [("outlier_frac", 0.0), ("rounds", 1)]}
 
 
 class ReportError(Exception):
@@ -64,6 +67,9 @@ def load(paths):
                 for c in df.columns:
                     if df[c].dtype == object:
                         df[c] = df[c].map(_text)
+                for c, v in LATER_COLUMNS.get(name, []):
+                    if c not in df.columns:
+                        df[c] = v
                 df.attrs["units"] = {c: _text(obj.attrs.get(f"{c}.unit", "")) for c in df.columns}
                 if name in tables:
                     units = tables[name].attrs["units"]
@@ -423,7 +429,7 @@ def section_kernel_bench(df, out):
         mine = d[d["impl"] == "lowbit"]
         if mine.empty:
             continue
-        peers = d[d["impl"] != "lowbit"].sort_values("median_us")
+        peers = d[~d["impl"].str.startswith("lowbit")].sort_values("median_us")
         peer = peers.iloc[0] if len(peers) else None
         m = mine.iloc[0]
         rows.append({"op": op, "format": fmt_, "dtype": dt, "lowbit_us": round(m["median_us"], 1),
@@ -470,6 +476,74 @@ def section_kernel_bench(df, out):
         ax.set_title(f"4-bit GEMV / small-batch GEMM vs the 16-bit baseline — {gpu}")
         ax.legend(fontsize=8)
         md += [f"![4-bit GEMV speed-up]({save(fig, out, 'gemv_speedup.png')})", ""]
+    md += matmul_tables(df, copy)
+    return md
+
+
+def matmul_tables(df, copy):
+    """Issue 11: int8 / LLM.int8 / FP8 matmuls (kernel-bench --ops matmul,fp8quant) beside cuBLASLt bf16 of the
+    same run and the torch / bnb peers (peer_bench.py --ops matmul). Speed-up = the other's time / lowbit's."""
+    import pandas as pd
+    md = []
+    mm = df[df["op"].isin(["matmul", "linear"])]
+    if mm.empty:
+        return md
+
+    def pick(d, op, impl, fmt, mode="graph", frac=None):
+        x = d[(d["op"] == op) & (d["impl"] == impl) & (d["format"] == fmt) & (d["mode"] == mode)]
+        if frac is not None:
+            x = x[(x["outlier_frac"] - frac).abs() < 1e-12]
+        return x["median_us"].min() if len(x) else float("nan")
+
+    def num(v):
+        return "—" if v != v else f"{v:.1f}"
+
+    def ratio(a, b):
+        return "—" if a != a or b != b or b <= 0 else f"{a / b:.2f}×"
+
+    cols = [("cuBLASLt bf16", "matmul", "cublaslt", "bf16"), ("torch bf16", "matmul", "torch", "bf16"),
+            ("lowbit int8", "matmul", "lowbit", "int8"), ("torch._int_mm", "matmul", "torch._int_mm", "int8"),
+            ("lowbit e4m3", "matmul", "lowbit", "e4m3fn"), ("torch._scaled_mm", "matmul", "torch._scaled_mm", "e4m3fn"),
+            ("lowbit e5m2×e4m3", "matmul", "lowbit", "e5m2xe4m3fn"), ("int8@row layer", "linear", "lowbit", "int8@row"),
+            ("e4m3 layer", "linear", "lowbit", "e4m3fn@tensor")]
+    rows = []
+    for (k, n, m), d in mm.groupby(["K", "N", "M"], sort=True):
+        t = {c[0]: pick(d, *c[1:]) for c in cols}
+        r = {"shape": f"{k}x{n}", "M": m, **{c: num(v) for c, v in t.items()},
+             "int8 vs bf16": ratio(t["cuBLASLt bf16"], t["lowbit int8"]),
+             "int8 vs _int_mm": ratio(t["torch._int_mm"], t["lowbit int8"]),
+             "e4m3 vs _scaled_mm": ratio(t["torch._scaled_mm"], t["lowbit e4m3"])}
+        rows.append(r)
+    t = pd.DataFrame(rows)
+    md += ["### int8 / FP8 matmuls (µs per call, graph)", "",
+           "GEMMs on operands already in their format (int8 → int32, FP8 → bf16) and whole layers from bf16 "
+           "activations; each shape's candidates interleaved round by round, median of the rounds' medians. "
+           "Speed-up = the other's time / lowbit's.", "",
+           md_table(t, list(t.columns)), ""]
+    llm = mm[mm["format"] == "llm.int8"]
+    if not llm.empty:
+        rows = []
+        for (k, n, m, f), d in llm.groupby(["K", "N", "M", "outlier_frac"], sort=True):
+            a = df[(df["K"] == k) & (df["N"] == n) & (df["M"] == m)]
+            lg, le = pick(d, "linear", "lowbit", "llm.int8", frac=f), pick(d, "linear", "lowbit", "llm.int8", "eager", f)
+            bf, bnb = pick(a, "matmul", "cublaslt", "bf16"), pick(d, "linear", "bnb", "llm.int8", "eager", f)
+            rows.append({"shape": f"{k}x{n}", "M": m, "outliers": f"{100 * f:g} %", "lowbit graph": num(lg),
+                         "lowbit eager": num(le), "cuBLASLt bf16": num(bf), "bnb (eager)": num(bnb),
+                         "vs bf16": ratio(bf, lg), "vs bnb": ratio(bnb, lg), "vs bnb, eager/eager": ratio(bnb, le)})
+        t = pd.DataFrame(rows)
+        md += ["### LLM.int8 layer (µs per call)", "",
+               "Outlier columns planted in the activations (every 1/fraction-th column × 20), threshold 6. "
+               "bitsandbytes (`bnb.matmul`) runs eagerly only: its outlier search synchronises with the host, so it "
+               "cannot be captured in a CUDA graph.", "",
+               md_table(t, list(t.columns)), ""]
+    q = df[(df["op"] == "quantize") & (df["format"] == "e4m3fn@tensor") & (df["mode"] == "graph")]
+    if not q.empty:
+        c = copy.iloc[0] if len(copy) else float("nan")
+        t = pd.DataFrame([{"scaling": "delayed" if r["impl"].endswith("delayed") else "current",
+                           "elements": r["elements"], "µs": num(r["median_us"]), "GB/s": f"{r['gbps']:.0f}",
+                           "% copy": num(100 * r["gbps"] / c)}
+                          for _, r in q.sort_values(["impl", "elements"]).iterrows()])
+        md += ["### FP8 quantize with amax, bf16 → e4m3fn per tensor (graph)", "", md_table(t, list(t.columns)), ""]
     return md
 
 

@@ -2,13 +2,22 @@
 """Peers of `lowbit kernel-bench`, timed the same way, written in the same table.
 
     python3 scripts/peer_bench.py run -o peers.h5 [--quick] [--ops ceiling,dequant,quant,gemm]
+    python3 scripts/peer_bench.py run -o peers_mm.h5 --ops matmul [--matmul-shapes ... --matmul-m ... --outliers ...]
     python3 scripts/peer_bench.py compare kernel_bench.h5 peers.h5   # side-by-side table with ratios
 
 Peers: PyTorch (bf16 F.linear → cuBLAS; torch.compile'd NF4 blockwise
 dequantize; tinygemm `aten._weight_int4pack_mm`, int4 with bf16 scale and
 zero per group of 64) and bitsandbytes (dequantize_4bit / quantize_4bit for
 nf4 / fp4 at blocks 64 and 4096, double-quantized; `bnb.matmul_4bit` at
-M = 1 … 64). Timing is lowbit's (kernels/cuda/timing.cuh): eager = CUDA
+M = 1 … 64); for `--ops matmul` (issue 11, the peers of `lowbit kernel-bench
+--ops matmul`): torch bf16 matmul, torch._int_mm (int8 → int32; needs
+M > 16), torch._scaled_mm (e4m3 × e4m3 → bf16, per-tensor scales) and
+bitsandbytes' LLM.int8 (`bnb.matmul`, threshold 6.0, on Int8Params /
+MatmulLtState as its Linear8bitLt sets them up; eager only: it finds outlier
+columns with a host synchronisation, so it cannot be captured in a CUDA
+graph), with lowbit's outlier planting (every column c with c % e == e // 2,
+e = round(1 / fraction), times 20) and lowbit's interleaving (the candidates
+of a shape timed round by round, median of the rounds' medians). Timing is lowbit's (kernels/cuda/timing.cuh): eager = CUDA
 events around `calls` consecutive calls from Python, per call; graph = the
 same calls captured once into a CUDA graph, each replay timed; warm-up
 rounds, then ≥ 50 timed rounds; median, p10/p90, min/max. Inputs are random
@@ -33,7 +42,11 @@ COLUMNS = [
     ("N", "u8"), ("mode", "S"), ("median_us", "f8"), ("p10_us", "f8"), ("p90_us", "f8"), ("min_us", "f8"),
     ("max_us", "f8"), ("reps", "i8"), ("calls", "i8"), ("rotation", "i8"), ("bytes", "f8"), ("flops", "f8"),
     ("gbps", "f8"), ("tflops", "f8"), ("pct_copy", "f8"), ("ideal_us", "f8"), ("x_ideal", "f8"), ("gpu", "S"),
+    ("outlier_frac", "f8"), ("rounds", "i8"),
 ]
+MATMUL_SHAPES = [(4096, 4096), (8192, 8192), (8192, 28672), (28672, 8192)]
+MATMUL_MS = [1, 16, 128, 2048, 8192]
+OUTLIERS = [0.0, 0.001, 0.01]
 SHAPES = [(4096, 4096), (4096, 11008), (8192, 8192), (8192, 28672), (28672, 8192)]
 MS = [1, 4, 16, 64]
 NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
@@ -93,22 +106,28 @@ class Bench:
     def __init__(self, torch, args):
         self.torch, self.args = torch, args
         self.rows = []
+        self.notes = []  # said on stderr, kept in the file's `notes` attribute
         self.copy_gbps = 0.0
         p = torch.cuda.get_device_properties(0)
         self.gpu = p.name
         self.l2 = getattr(p, "L2_cache_size", 50 << 20) or (50 << 20)
 
+    def note(self, text):
+        self.notes.append(text)
+        print(f"  peer_bench: {text}", file=sys.stderr, flush=True)
+
     def rotation(self, bytes_per_call):
         return int(min(16, max(2, math.ceil(4 * self.l2 / max(bytes_per_call, 1)))))
 
-    def add(self, op, impl, fmt, dtype, elements, M, K, N, t, mode, rot, nbytes, flops):
+    def add(self, op, impl, fmt, dtype, elements, M, K, N, t, mode, rot, nbytes, flops, outlier_frac=0.0, rounds=1):
         s = t["median_us"] * 1e-6
         gbps = nbytes / s / 1e9
         ideal = nbytes / (self.copy_gbps * 1e9) * 1e6 if self.copy_gbps else 0.0
         self.rows.append(dict(op=op, impl=impl, format=fmt, dtype=dtype, elements=elements, M=M, K=K, N=N, mode=mode,
                               rotation=rot, bytes=nbytes, flops=flops, gbps=gbps, tflops=flops / s / 1e12,
                               pct_copy=100 * gbps / self.copy_gbps if self.copy_gbps else 0.0, ideal_us=ideal,
-                              x_ideal=t["median_us"] / ideal if ideal else 0.0, gpu=self.gpu, **t))
+                              x_ideal=t["median_us"] / ideal if ideal else 0.0, gpu=self.gpu,
+                              outlier_frac=outlier_frac, rounds=rounds, **t))
 
     def measure(self, op, impl, fmt, dtype, elements, M, K, N, rot, nbytes, flops, fn, graph=True, calls=None,
                 reps=None):
@@ -262,6 +281,158 @@ def run_gemm(b, bnb):
         torch.cuda.empty_cache()
 
 
+def outlier_every(frac):
+    """plant_outlier_columns' period for a fraction (std::lround(1 / frac)); 0: none."""
+    return int(math.floor(1.0 / frac + 0.5)) if frac > 0 else 0
+
+
+def plant_outliers(x, frac, scale=20.0):
+    """lowbit's plant_outlier_columns (kernels/cuda/llm_int8.cu): every column c with c % e == e // 2,
+    e = round(1 / frac), multiplied by `scale` (in float, rounded once to x's dtype)."""
+    e = outlier_every(frac)
+    if e:
+        x[:, e // 2::e] = (x[:, e // 2::e].float() * scale).to(x.dtype)
+    return x
+
+
+def of_rounds(rounds):
+    """A graph row of interleaved rounds, as lowbit's of_rounds: median / p10 / p90 of the rounds' medians,
+    min / max over every replay, replays summed."""
+    med = np.array([r["median_us"] for r in rounds])
+    q = lambda f: float(np.quantile(med, f))
+    return dict(median_us=q(0.5), p10_us=q(0.1), p90_us=q(0.9), min_us=min(r["min_us"] for r in rounds),
+                max_us=max(r["max_us"] for r in rounds), reps=sum(r["reps"] for r in rounds),
+                calls=rounds[0]["calls"])
+
+
+def run_interleaved(b, cands, M, K, N, rot):
+    """lowbit kernel-bench's interleaving: each candidate's first call, then its eager timing (once); then
+    `rounds` rounds, each timing every candidate once in a CUDA graph. A candidate that cannot be captured
+    (graph=False: bnb) is timed eagerly in every round instead, so its figure is a median of rounds too."""
+    torch, a = b.torch, b.args
+    calls, reps, warmup = (2 if M >= 2048 else 10), (10 if a.quick else 20), 3
+    flops = 2.0 * M * N * K
+    live = []
+    for c in cands:
+        try:
+            c["fn"](0)
+            torch.cuda.synchronize()
+            c["eager"] = timed(torch, c["fn"], calls, warmup, reps, False) if c["graph"] else None
+            c["rounds"], c["ok"] = [], True
+            live.append(c)
+        except Exception as ex:
+            b.note(f"{c['op']} {c['impl']} {c['fmt']} M={M} K={K} N={N}: skipped ({type(ex).__name__}: {str(ex)[:160]})")
+    for _ in range(a.rounds):
+        for c in live:
+            if not c["ok"]:
+                continue
+            try:
+                c["rounds"].append(timed(torch, c["fn"], calls, warmup, reps, c["graph"]))
+            except Exception as ex:
+                c["ok"] = False
+                b.note(f"{c['op']} {c['impl']} {c['fmt']} M={M} K={K} N={N}: "
+                       f"{'graph' if c['graph'] else 'eager'} failed ({type(ex).__name__}: {str(ex)[:160]})")
+    for c in live:
+        args = (c["op"], c["impl"], c["fmt"], c["dtype"], 0, M, K, N)
+        tail = (rot, c["nbytes"], flops, c["frac"])
+        g = of_rounds(c["rounds"]) if c["ok"] and c["rounds"] else None
+        if c["graph"]:
+            b.add(*args, c["eager"], "eager", *tail, 1)
+            if g:
+                b.add(*args, g, "graph", *tail, len(c["rounds"]))
+        elif g:
+            b.add(*args, g, "eager", *tail, len(c["rounds"]))
+        e = c["eager"] or g
+        outl = f" outliers {100 * c['frac']:g} %" if c["fmt"] == "llm.int8" else ""
+        label = f"{c['op']:<7} {c['impl']:<16} {c['fmt']:<9} {c['dtype']:<5} M={M} K={K} N={N}{outl}"
+        gtxt = (f"{g['median_us']:9.2f} us ({len(c['rounds'])} rounds)" if g and c["graph"] else
+                "n/a (eager only)" if not c["graph"] else "failed")
+        etxt = f"{e['median_us']:9.2f} us" if e else "failed"
+        print(f"  {label:<72} eager {etxt}  graph {gtxt}", file=sys.stderr, flush=True)
+
+
+def run_matmul(b, bnb):
+    """Issue 11's peers on lowbit kernel-bench --ops matmul's shapes."""
+    torch, a = b.torch, b.args
+    shapes = [(8192, 8192)] if a.quick else parse_shapes(a.matmul_shapes)
+    ms = [16, 2048] if a.quick else [int(m) for m in a.matmul_m.split(",")]
+    fracs = [float(f) for f in a.outliers.split(",")]
+    if any(m <= 16 for m in ms):
+        b.note(f"torch._int_mm needs M > 16 (PyTorch's rule): not timed at M = {', '.join(str(m) for m in ms if m <= 16)}")
+    if bnb:
+        b.note("bnb LLM.int8 (bnb.matmul, threshold 6.0): eager only: it finds the outlier columns with a host "
+               "synchronisation, so CUDA graph capture fails; its eager time is taken in every round")
+    for K, N in shapes:
+        bnb = matmul_shape(b, bnb, K, N, ms, fracs)  # its tensors are freed on return
+        torch.cuda.empty_cache()
+
+
+def matmul_shape(b, bnb, K, N, ms, fracs):
+    """One K x N shape at every M; returns bnb, or None where its setup failed."""
+    torch, max_m, e4m3 = b.torch, max(ms), b.torch.float8_e4m3fn
+    rot = b.rotation(K * N)  # the smallest weight form (int8 / e4m3) defeats L2
+    x = torch.randn(max_m, K, device="cuda", dtype=torch.bfloat16)
+    x8 = torch.randint(-127, 128, (max_m, K), device="cuda", dtype=torch.int8)
+    sx = (x.abs().max().float() / 448).reshape(())
+    xf8 = (x.float() / sx).to(e4m3)
+    w16, w8, wf8, sw, lt = [], [], [], [], []
+    for r in range(rot):
+        w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16) * 0.05
+        w16.append(w)
+        w8.append(torch.randint(-127, 128, (N, K), device="cuda", dtype=torch.int8))
+        s = (w.abs().max().float() / 448).reshape(())
+        sw.append(s)
+        wf8.append((w.float() / s).to(e4m3))
+        if bnb:
+            try:
+                # As Linear8bitLt(has_fp16_weights=False, threshold=6.0) sets itself up: Int8Params quantizes
+                # the fp16 weight row-wise on .cuda() (CB, SCB); init_8bit_state moves CB / SCB to the state.
+                p = bnb.nn.Int8Params(w.to(torch.float16).cpu(), requires_grad=False, has_fp16_weights=False).cuda()
+                st = bnb.MatmulLtState()
+                st.threshold, st.has_fp16_weights, st.is_training, st.use_pool = 6.0, False, False, True
+                st.CB, st.SCB = p.CB, p.SCB
+                p.CB, p.SCB = None, None
+                lt.append((p, st))
+            except Exception as ex:
+                b.note(f"bnb Int8Params / MatmulLtState setup failed ({type(ex).__name__}: {str(ex)[:160]}); "
+                       f"bnb LLM.int8 not timed")
+                bnb = None
+                lt = []
+    x16 = {f: plant_outliers(x.to(torch.float16), f) for f in fracs} if bnb else {}
+    for M in ms:
+        xm, x8m, xf8m = x[:M], x8[:M], xf8[:M]
+        wb = float(K * N)
+        cands = []
+
+        def cand(op, impl, fmt, dtype, nbytes, fn, graph=True, frac=0.0):
+            cands.append(dict(op=op, impl=impl, fmt=fmt, dtype=dtype, nbytes=nbytes, fn=fn, graph=graph,
+                              frac=frac))
+        cand("matmul", "torch", "bf16", "bf16", 2 * wb + 2.0 * M * K + 2.0 * M * N,
+             lambda i: torch.matmul(xm, w16[i % rot].t()))
+        if M > 16:
+            cand("matmul", "torch._int_mm", "int8", "int32", wb + 1.0 * M * K + 4.0 * M * N,
+                 lambda i: torch._int_mm(x8m, w8[i % rot].t()))
+        cand("matmul", "torch._scaled_mm", "e4m3fn", "bf16", wb + 1.0 * M * K + 2.0 * M * N,
+             lambda i: torch._scaled_mm(xf8m, wf8[i % rot].t(), scale_a=sx, scale_b=sw[i % rot],
+                                        out_dtype=torch.bfloat16))
+        for f in (fracs if lt else []):
+            xo = x16[f][:M]
+            cand("linear", "bnb", "llm.int8", "fp16", wb + 4.0 * N + 2.0 * M * K + 2.0 * M * N,
+                 lambda i, xo=xo: bnb.matmul(xo, lt[i % rot][0], state=lt[i % rot][1], threshold=6.0),
+                 graph=False, frac=f)
+        with torch.no_grad():
+            run_interleaved(b, cands, M, K, N, rot)
+    return bnb
+
+
+def parse_shapes(text):
+    out = []
+    for s in text.split(","):
+        k, _, n = s.partition("x")
+        out.append((int(k), int(n)))
+    return out
+
+
 def write_h5(path, rows, attrs):
     import h5py
     dt = np.dtype([(c, "S64" if t == "S" else t) for c, t in COLUMNS])
@@ -280,14 +451,50 @@ def write_h5(path, rows, attrs):
     os.replace(tmp, path)
 
 
+def check_matmul_args(args):
+    """The matmul options, checked before any GPU work (lowbit kernel-bench's rules); exit 2 on a bad one."""
+    def bad(msg):
+        print(f"peer_bench: {msg}", file=sys.stderr)
+        sys.exit(2)
+    unknown = [op for op in args.ops.split(",") if op not in ("ceiling", "dequant", "quant", "gemm", "matmul")]
+    if unknown:
+        bad(f"--ops: unknown {', '.join(unknown)} (ceiling, dequant, quant, gemm, matmul)")
+    try:
+        shapes = parse_shapes(args.matmul_shapes)
+    except ValueError:
+        bad(f"--matmul-shapes: '{args.matmul_shapes}' is not KxN,... (e.g. 8192x28672)")
+    if not shapes or any(k <= 0 or n <= 0 or k % 16 or n % 16 for k, n in shapes):
+        bad(f"--matmul-shapes: '{args.matmul_shapes}': K and N must be positive multiples of 16")
+    try:
+        ms = [int(m) for m in args.matmul_m.split(",")]
+    except ValueError:
+        ms = []
+    if not ms or any(m < 1 or m > 65536 for m in ms):
+        bad(f"--matmul-m: '{args.matmul_m}' is not a list of batch sizes in 1..65536")
+    try:
+        fr = [float(f) for f in args.outliers.split(",")]
+    except ValueError:
+        fr = [-1.0]
+    if not all(0 <= f <= 0.5 for f in fr):
+        bad(f"--outliers: '{args.outliers}' is not a list of fractions in [0, 0.5] (0.001 = 0.1 % of the columns)")
+    if args.rounds < 1:
+        bad("--rounds must be >= 1")
+
+
 def cmd_run(args):
-    import torch
+    check_matmul_args(args)
+    try:
+        import torch
+    except ImportError as ex:
+        print(f"peer_bench: PyTorch is not importable ({ex}); nothing measured", file=sys.stderr)
+        return 77
     if not torch.cuda.is_available():
         print("peer_bench: no CUDA device; nothing measured", file=sys.stderr)
         return 77
     if args.quick:
         args.elements = 1 << 26
         args.reps = min(args.reps, 20)
+        args.rounds = min(args.rounds, 3)
     try:
         import bitsandbytes as bnb
         bnb_version = bnb.__version__
@@ -306,9 +513,12 @@ def cmd_run(args):
         run_quant(b, bnb)
     if "gemm" in ops:
         run_gemm(b, bnb)
+    if "matmul" in ops:
+        run_matmul(b, bnb)
     write_h5(args.output, b.rows, dict(gpu_name=str(b.gpu), torch_version=str(torch.__version__),
                                        bitsandbytes_version=str(bnb_version), copy_gbps=float(b.copy_gbps),
-                                       cuda_version=str(torch.version.cuda), seconds=time.time() - t0))
+                                       cuda_version=str(torch.version.cuda), seconds=time.time() - t0,
+                                       notes="\n".join(b.notes)))
     print(f"wrote {args.output} ({len(b.rows)} rows, {time.time() - t0:.0f} s)", file=sys.stderr)
     return 0
 
@@ -330,6 +540,73 @@ def load(path):
     return rows, attrs
 
 
+def compare_matmul(rows, copy, p):
+    """Issue 11's tables: lowbit's matmuls beside cuBLASLt bf16 (same process) and the torch / bnb peers.
+    Ratios are speed-ups: the other time / lowbit's time (> 1: lowbit faster)."""
+    def find(op, impl, fmt, K, N, M, mode="graph", frac=0.0):
+        for r in rows:
+            if (r["op"], r["impl"], r["format"], r["mode"], r["K"], r["N"], r["M"]) == (op, impl, fmt, mode, K, N, M) \
+                    and abs(float(r.get("outlier_frac", 0.0)) - frac) < 1e-12:
+                return r
+        return None
+
+    t = lambda r: r["median_us"] if r else float("nan")
+    nan = float("nan")
+
+    def cell(g, e, w=15):
+        if g is None and e is None:
+            return f"{'-':>{w}}"
+        et = f"{t(e):6.1f}" if e else f"{'-':>6}"
+        return f"{t(g):7.1f}({et})".rjust(w) if g else f"{'e ' + format(t(e), '.1f'):>{w}}"
+
+    def ratio(num, den):
+        return f"{num / den:6.2f}x" if num == num and den == den and den > 0 else f"{'-':>7}"
+
+    mm = [r for r in rows if r["op"] in ("matmul", "linear")]
+    keys = sorted({(r["K"], r["N"], r["M"]) for r in mm if r["impl"] in ("lowbit", "cublaslt")})
+    if keys:
+        p()
+        p("### int8 / FP8 matmuls (issue 11), us per call: graph (eager in brackets); speed-up = other / lowbit")
+        cols = [("cuBLASLt bf16", "matmul", "cublaslt", "bf16"), ("torch bf16", "matmul", "torch", "bf16"),
+                ("lowbit int8", "matmul", "lowbit", "int8"), ("torch._int_mm", "matmul", "torch._int_mm", "int8"),
+                ("lowbit e4m3", "matmul", "lowbit", "e4m3fn"), ("_scaled_mm", "matmul", "torch._scaled_mm", "e4m3fn"),
+                ("lowbit e5m2xe4m3", "matmul", "lowbit", "e5m2xe4m3fn"), ("int8@row layer", "linear", "lowbit", "int8@row"),
+                ("e4m3 layer", "linear", "lowbit", "e4m3fn@tensor")]
+        p(f"{'K x N':<12} {'M':>5} | " + " ".join(f"{c[0]:>15}" for c in cols) +
+          f" | {'int8 vs bf16':>12} {'vs _int_mm':>10} {'e4m3 vs bf16':>12} {'vs _scaled_mm':>13} {'int8@row vs bf16':>16}")
+        for K, N, M in keys:
+            g = {c[0]: find(c[1], c[2], c[3], K, N, M) for c in cols}
+            e = {c[0]: find(c[1], c[2], c[3], K, N, M, "eager") for c in cols}
+            base = t(g["cuBLASLt bf16"])
+            p(f"{f'{K}x{N}':<12} {M:>5} | " + " ".join(cell(g[c[0]], e[c[0]]) for c in cols) + " | " +
+              f"{ratio(base, t(g['lowbit int8'])):>12} {ratio(t(g['torch._int_mm']), t(g['lowbit int8'])):>10} "
+              f"{ratio(base, t(g['lowbit e4m3'])):>12} {ratio(t(g['_scaled_mm']), t(g['lowbit e4m3'])):>13} "
+              f"{ratio(base, t(g['int8@row layer'])):>16}")
+    llm = sorted({(r["K"], r["N"], r["M"], float(r.get("outlier_frac", 0.0))) for r in mm if r["format"] == "llm.int8"})
+    if llm:
+        p()
+        p("### LLM.int8 layer, us per call: lowbit graph (eager), bnb eager only (it cannot be captured); "
+          "speed-up = other / lowbit")
+        p(f"{'K x N':<12} {'M':>5} {'outliers':>8} | {'lowbit LLM.int8':>16} {'cuBLASLt bf16':>15} {'bnb LLM.int8':>12} "
+          f"| {'vs bf16':>8} {'vs bnb':>8} {'vs bnb (eager/eager)':>20}")
+        for K, N, M, f in llm:
+            lg = find("linear", "lowbit", "llm.int8", K, N, M, frac=f)
+            le = find("linear", "lowbit", "llm.int8", K, N, M, "eager", frac=f)
+            bg = find("matmul", "cublaslt", "bf16", K, N, M)
+            be = find("matmul", "cublaslt", "bf16", K, N, M, "eager")
+            bnb = find("linear", "bnb", "llm.int8", K, N, M, "eager", frac=f)
+            p(f"{f'{K}x{N}':<12} {M:>5} {f'{100 * f:g} %':>8} | {cell(lg, le, 16)} {cell(bg, be)} {t(bnb):12.1f} | "
+              f"{ratio(t(bg), t(lg)):>8} {ratio(t(bnb), t(lg)):>8} {ratio(t(bnb), t(le)):>20}")
+    q = [r for r in rows if r["op"] == "quantize" and r["format"] == "e4m3fn@tensor" and r["mode"] == "graph"]
+    if q:
+        p()
+        p("### FP8 quantize with amax, bf16 -> e4m3fn per tensor (graph)")
+        p(f"{'impl':<16} {'elements':>10} {'us':>9} {'GB/s':>7} {'% copy':>7}")
+        for r in sorted(q, key=lambda r: (r["impl"], r["elements"])):
+            pct = 100 * r["gbps"] / copy if copy else nan
+            p(f"{r['impl']:<16} {r['elements']:>10} {r['median_us']:9.1f} {r['gbps']:7.0f} {pct:6.1f}%")
+
+
 def cmd_compare(args):
     lb, la = load(args.lowbit)
     pr, pa = load(args.peers) if args.peers and os.path.exists(args.peers) else ([], {})
@@ -347,9 +624,6 @@ def cmd_compare(args):
     p = lambda s="": out.append(s)
     p(f"## lowbit vs peers — {la.get('gpu_name', '?')}; copy ceiling {copy:.0f} GB/s (lowbit run), "
       f"{pa.get('copy_gbps', 0):.0f} GB/s (peer run); graph times, eager in brackets")
-    p()
-    p("### blockwise dequantize / quantize (2^28 elements unless noted)")
-    p(f"{'op':<11} {'format':<15} {'dtype':<5} {'lowbit GB/s':>11} {'% copy':>7} {'us':>17} | {'peer':<14} {'GB/s':>7} {'% copy':>7} {'us':>17} {'lowbit speed-up':>15}")
     pairs = [("dequantize", "nf4@64", "bf16", [("bnb", "nf4@64"), ("torch.compile", "nf4@64")]),
              ("dequantize", "nf4@64", "fp16", []), ("dequantize", "nf4@64", "fp32", []),
              ("dequantize", "nf4@4096", "bf16", [("bnb", "nf4@4096")]),
@@ -360,6 +634,10 @@ def cmd_compare(args):
              ("quantize", "nf4@64", "bf16", [("bnb", "nf4@64")]), ("quantize", "nf4@64", "fp32", []),
              ("quantize", "nf4@4096", "bf16", [("bnb", "nf4@4096")]), ("quantize", "nf4@64~bnb", "bf16", []),
              ("quantize", "mxfp8", "bf16", []), ("quantize", "mxfp8", "fp32", [])]
+    if any(get(op, "lowbit", fmt, dtype=dt) for op, fmt, dt, _ in pairs):
+        p()
+        p("### blockwise dequantize / quantize (2^28 elements unless noted)")
+        p(f"{'op':<11} {'format':<15} {'dtype':<5} {'lowbit GB/s':>11} {'% copy':>7} {'us':>17} | {'peer':<14} {'GB/s':>7} {'% copy':>7} {'us':>17} {'lowbit speed-up':>15}")
     for op, fmt, dt, peers in pairs:
         l = get(op, "lowbit", fmt, dtype=dt)
         le = get(op, "lowbit", fmt, dtype=dt, mode="eager")
@@ -379,12 +657,13 @@ def cmd_compare(args):
             pct = 100 * r["gbps"] / copy if copy else 0
             p(f"{op:<11} {fmt:<15} {dt:<5} {ltxt} | {impl:<14} {r['gbps']:7.0f} {pct:6.1f}% {r['median_us']:8.1f} "
               f"({re_['median_us'] if re_ else float('nan'):6.1f}) {r['median_us'] / l['median_us']:14.2f}x")
-    p()
-    p("### 4-bit weight x bf16 activation, us per call (graph; eager in brackets); ratio = peer / lowbit nf4")
-    p(f"{'K x N':<12} {'M':>3} | {'lowbit nf4':>17} {'x ideal':>7} | {'cuBLASLt bf16':>17} {'torch bf16':>17} "
-      f"{'deq+cuBLAS':>17} {'tinygemm':>17} {'bnb nf4':>17} | {'lowbit int4':>11}")
     shapes = sorted({(r["K"], r["N"]) for r in rows if r["op"] == "gemm4"})
     ms = sorted({r["M"] for r in rows if r["op"] == "gemm4"})
+    if shapes:
+        p()
+        p("### 4-bit weight x bf16 activation, us per call (graph; eager in brackets); ratio = peer / lowbit nf4")
+        p(f"{'K x N':<12} {'M':>3} | {'lowbit nf4':>17} {'x ideal':>7} | {'cuBLASLt bf16':>17} {'torch bf16':>17} "
+          f"{'deq+cuBLAS':>17} {'tinygemm':>17} {'bnb nf4':>17} | {'lowbit int4':>11}")
 
     def cell(r, re_, base):
         if r is None and re_ is None:
@@ -409,6 +688,11 @@ def cmd_compare(args):
             i4 = get("gemm4", "lowbit", "int4@64", M, K, N, dtype="bf16")
             p(f"{f'{K}x{N}':<12} {M:>3} | {base:6.1f}({le['median_us'] if le else float('nan'):5.1f})     "
               f" {l['x_ideal']:6.2f} | " + " ".join(cols) + f" | {i4['median_us'] if i4 else float('nan'):11.1f}")
+    compare_matmul(rows, copy, p)
+    notes = [n for n in str(pa.get("notes", "") or "").split("\n") if n]
+    if notes:
+        p()
+        p("peer notes: " + "; ".join(notes))
     text = "\n".join(out)
     print(text)
     if args.output:
@@ -422,12 +706,19 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="time the peers")
     r.add_argument("-o", "--output", default="peer_bench.h5")
-    r.add_argument("--ops", default="ceiling,dequant,quant,gemm")
+    r.add_argument("--ops", default="ceiling,dequant,quant,gemm",
+                   help="ceiling (always run), dequant, quant, gemm, matmul (issue 11; not in the default)")
     r.add_argument("--elements", type=int, default=1 << 28)
     r.add_argument("--reps", type=int, default=50)
     r.add_argument("--warmup", type=int, default=5)
     r.add_argument("--calls", type=int, default=20)
     r.add_argument("--quick", action="store_true")
+    r.add_argument("--matmul-shapes", default=",".join(f"{k}x{n}" for k, n in MATMUL_SHAPES),
+                   help="matmul shapes KxN (lowbit kernel-bench's --matmul-shapes)")
+    r.add_argument("--matmul-m", default=",".join(map(str, MATMUL_MS)), help="matmul batch sizes (tokens)")
+    r.add_argument("--outliers", default=",".join(f"{f:g}" for f in OUTLIERS),
+                   help="fractions of activation columns planted as outliers for bnb LLM.int8")
+    r.add_argument("--rounds", type=int, default=5, help="matmul: interleaved rounds (median of the rounds' medians)")
     c = sub.add_parser("compare", help="side-by-side table of lowbit and peer results")
     c.add_argument("lowbit")
     c.add_argument("peers", nargs="?")

@@ -48,6 +48,29 @@ def quant_error_rows():
     return np.array(rows, dtype=dt)
 
 
+KB_COLUMNS = [("op", "S16"), ("impl", "S20"), ("format", "S16"), ("dtype", "S8"), ("elements", "<u8"), ("M", "<u8"),
+              ("K", "<u8"), ("N", "<u8"), ("mode", "S8"), ("median_us", "<f8"), ("p10_us", "<f8"), ("p90_us", "<f8"),
+              ("min_us", "<f8"), ("max_us", "<f8"), ("reps", "<i8"), ("calls", "<i8"), ("rotation", "<i8"),
+              ("bytes", "<f8"), ("flops", "<f8"), ("gbps", "<f8"), ("tflops", "<f8"), ("pct_copy", "<f8"),
+              ("ideal_us", "<f8"), ("x_ideal", "<f8"), ("gpu", "S16"), ("outlier_frac", "<f8"), ("rounds", "<i8")]
+
+
+def kernel_bench_rows(rows, later_columns=True):
+    """kernel_bench rows from (op, impl, format, M, mode, median_us, outlier_frac[, gbps, elements])."""
+    cols = KB_COLUMNS if later_columns else KB_COLUMNS[:-2]
+    a = np.zeros(len(rows), dtype=np.dtype(cols))
+    for i, (op, impl, fmt, m, mode, us, frac, *rest) in enumerate(rows):
+        a[i]["op"], a[i]["impl"], a[i]["format"], a[i]["mode"] = op.encode(), impl.encode(), fmt.encode(), mode.encode()
+        a[i]["dtype"], a[i]["gpu"] = b"bf16", b"Test GPU"
+        a[i]["M"], a[i]["K"], a[i]["N"] = m, (8192 if m else 0), (8192 if m else 0)
+        a[i]["median_us"] = us
+        a[i]["gbps"] = rest[0] if rest else 1.0
+        a[i]["elements"] = rest[1] if len(rest) > 1 else 0
+        if later_columns:
+            a[i]["outlier_frac"], a[i]["rounds"] = frac, 5
+    return a
+
+
 def png_size(path):
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
@@ -108,6 +131,40 @@ def main():
             r = run_report(files, tmp / "badrep")
             if r.returncode != 2 or what not in r.stderr:
                 failures.append(f"bad input {files[0].name}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
+        # kernel_bench with issue 11's matmul rows, beside a peer file in the older layout (no outlier_frac /
+        # rounds columns): the matmul tables hold the files' numbers and the ratios.
+        kb = tmp / "kb.h5"
+        write_results(kb, {"kernel_bench": kernel_bench_rows([
+            ("copy", "cuda", "", 0, "eager", 700.0, 0.0, 3000.0),
+            ("matmul", "cublaslt", "bf16", 2048, "graph", 400.0, 0.0), ("matmul", "lowbit", "int8", 2048, "graph", 200.0, 0.0),
+            ("matmul", "lowbit", "e4m3fn", 2048, "graph", 210.0, 0.0),
+            ("linear", "lowbit", "llm.int8", 2048, "graph", 360.0, 0.001),
+            ("linear", "lowbit", "llm.int8", 2048, "eager", 370.0, 0.001),
+            ("quantize", "lowbit-delayed", "e4m3fn@tensor", 0, "graph", 200.0, 0.0, 2400.0, 1 << 28)])})
+        kp = tmp / "kp.h5"
+        write_results(kp, {"kernel_bench": kernel_bench_rows([
+            ("matmul", "torch._int_mm", "int8", 2048, "graph", 350.0, 0.0),
+            ("matmul", "torch._scaled_mm", "e4m3fn", 2048, "graph", 189.0, 0.0)], later_columns=False)})
+        r = run_report([kb, kp], tmp / "kbrep")
+        if r.returncode != 0:
+            failures.append(f"kernel_bench report: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+        else:
+            md = (tmp / "kbrep" / "index.md").read_text()
+            mm = next((l for l in md.splitlines() if l.startswith("| 8192x8192 | 2048 | 400")), "")
+            cells = [c.strip() for c in mm.strip("|").split("|")]
+            # int8 vs bf16 400/200, vs _int_mm 350/200, e4m3 vs _scaled_mm 189/210.
+            if cells[-3:] != ["2.00×", "1.75×", "0.90×"] or "350" not in cells[5]:
+                failures.append(f"matmul row: {cells}")
+            llm = next((l for l in md.splitlines() if "| 0.1 % |" in l), "")
+            cells = [c.strip() for c in llm.strip("|").split("|")]
+            # lowbit 360 (eager 370), bf16 400: vs bf16 1.11×; no bnb rows: —.
+            if cells[3:5] != ["360.0", "370.0"] or cells[7] != "1.11×" or cells[8] != "—":
+                failures.append(f"LLM.int8 row: {cells}")
+            if not re.search(r"^\| delayed \| 268435456 \| 200\.0 \| 2400 \| 80\.0 \|$", md, re.M):
+                failures.append("FP8 quantize row missing or wrong")
+            r2 = run_report([kb, kp], tmp / "kbrep2")
+            if r2.returncode != 0 or digest(tmp / "kbrep") != digest(tmp / "kbrep2"):
+                failures.append("kernel_bench report: second run differs")
     for f in failures:
         print("FAIL:", f)
     print(f"report check: {len(failures)} failures")

@@ -270,3 +270,39 @@ TEST_F(Cli, ConvertNpyInAndOut) {
   EXPECT_EQ(hc.dtype, "<u2");
   EXPECT_EQ(hc.as<double>()[0], 0x5f00);  // 448 = 1.75 * 2^8: exponent 23, mantissa 0x300
 }
+
+// kernel-bench's matmul options (issue 11) are checked before any GPU is
+// looked for: a bad value is exit 2 with the option named, also here without
+// a GPU; good values reach the device check (run with every GPU hidden, so
+// exit 77 — a measurement would take minutes).
+TEST_F(Cli, KernelBenchMatmulOptions) {
+  const Result h = run("kernel-bench --help");
+  ASSERT_EQ(h.rc, 0) << h.err;
+  if (h.out.find("--matmul-m") == std::string::npos) GTEST_SKIP() << "lowbit built without CUDA: kernel-bench has no options";
+  for (const char* opt : {"--matmul-shapes", "--outliers", "--rounds", "fp8quant"})
+    EXPECT_NE(h.out.find(opt), std::string::npos) << opt;
+  expect_usage_error(run("kernel-bench --ops matmul,fp8qunt"), "did you mean 'fp8quant'");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-shapes 8192x100"), "multiples of 16");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-shapes 8192"), "'8192' is not KxN");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-shapes 0x4096"), "multiples of 16");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-m 0"), "--matmul-m: '0' is not a positive integer");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-m 1,2.5"), "--matmul-m: '2.5'");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-m 70000"), "above 65536");
+  expect_usage_error(run("kernel-bench --ops matmul --outliers 0,0.7"), "--outliers: '0.7' is not a fraction");
+  expect_usage_error(run("kernel-bench --ops matmul --outliers -0.01"), "--outliers: '-0.01'");
+  expect_usage_error(run("kernel-bench --ops matmul --outliers 1%"), "--outliers: '1%'");
+  expect_usage_error(run("kernel-bench --ops matmul --outliers nan"), "--outliers: 'nan'");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-shapes 4096x4096 --outliers 0.00001"),
+                     "plants no column at K = 4096");
+  expect_usage_error(run("kernel-bench --ops matmul --rounds 0"), "--rounds must be >= 1");
+  // Valid options get as far as the device check: with every GPU hidden, exit 77 and a message.
+  const char* old = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string saved = old ? old : "";
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  const Result ok = run("kernel-bench --ops matmul,fp8quant --matmul-shapes 4096x4096,8192x28672 --matmul-m 1,16 "
+                        "--outliers 0,0.001,0.01 --rounds 3 -o kb.h5");
+  if (old) ::setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
+  else ::unsetenv("CUDA_VISIBLE_DEVICES");
+  EXPECT_EQ(ok.rc, 77) << ok.err;
+  EXPECT_NE(ok.err.find("no CUDA device"), std::string::npos) << ok.err;
+}

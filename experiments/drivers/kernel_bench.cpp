@@ -4,6 +4,8 @@
 //   lowbit kernel-bench                       # the default set (issue 8's shapes)
 //   lowbit kernel-bench --ops dequant,gemm --shapes 8192x8192 --m 1,16
 //   lowbit kernel-bench --quick -o kb.h5 --json kb.json
+//   lowbit kernel-bench --ops matmul,fp8quant   # issue 11: int8 / LLM.int8 / FP8 matmuls on LLM layer shapes
+//   lowbit kernel-bench --ops matmul --matmul-shapes 8192x8192 --matmul-m 1,2048 --outliers 0.001
 //
 // Every operation is timed two ways (kernels/cuda/timing.cuh): eager (events
 // around `--calls` launches from the host, per call) and graph (the same
@@ -14,6 +16,11 @@
 // device-to-device copy rate (bytes read + written) and cuBLASLt's bf16 GEMM
 // rate at 8192³; each row gives GB/s, % of the copy rate and, for the 4-bit
 // GEMM, the time over its weight-bytes ideal at that rate.
+//
+// The matmul ops (issue 11) compare candidates whose clocks drift (large
+// GEMMs run at the power limit): the candidates of one shape are interleaved
+// round by round and each graph figure is the median of the rounds' medians
+// (see run_interleaved).
 //
 // Output: the `kernel_bench` table of an HDF5 results file (-o; GPU name,
 // clocks, driver and CUDA version as root attributes) and, where lowbit was
@@ -42,7 +49,11 @@
 
 #include "kernels/cpu/quantize.hpp"
 #include "kernels/cuda/blockwise.cuh"
+#include "kernels/cuda/cublaslt_gemm.cuh"
+#include "kernels/cuda/fp8_quantize.cuh"
 #include "kernels/cuda/gemm4.cuh"
+#include "kernels/cuda/llm_int8.cuh"
+#include "kernels/cuda/minifloat_convert.cuh"
 #include "kernels/cuda/timing.cuh"
 #endif
 #ifdef LOWBIT_HAVE_GBENCH
@@ -55,9 +66,16 @@ namespace {
 [[maybe_unused]] Table kernel_bench_schema() {
   using enum ColumnType;
   Table t("kernel_bench", "GPU kernel timings: lowbit's CUDA kernels, cuBLASLt and the copy ceiling (and, from "
-                          "scripts/peer_bench.py, PyTorch and bitsandbytes), median per call over timed rounds");
-  t.add_column("op", string, "", "operation: copy, gemm (16-bit reference GEMM), dequantize, quantize, gemm4 (fused 4-bit GEMV/GEMM), dequant_gemm (dequantize to bf16 then cuBLASLt)")
-      .add_column("impl", string, "", "implementation: lowbit, cublaslt, cuda (cudaMemcpy), torch, torch.compile, tinygemm, bnb")
+                          "scripts/peer_bench.py, PyTorch and bitsandbytes), median per call over timed rounds; "
+                          "matmul / linear rows: candidates of one shape interleaved round by round, the median of "
+                          "the rounds' medians");
+  t.add_column("op", string, "", "operation: copy, gemm (16-bit reference GEMM), dequantize, quantize, gemm4 (fused 4-bit "
+                                 "GEMV/GEMM), dequant_gemm (dequantize to bf16 then cuBLASLt), matmul (issue 11: one GEMM "
+                                 "on operands already in its format: bf16, int8 -> int32, e4m3fn, e5m2 x e4m3fn -> bf16), "
+                                 "linear (a whole layer from bf16 activations: int8@row vector-wise, llm.int8, "
+                                 "e4m3fn@tensor = quantize with amax + FP8 GEMM)")
+      .add_column("impl", string, "", "implementation: lowbit (lowbit-delayed: FP8 delayed scaling), cublaslt, cuda "
+                                      "(cudaMemcpy), torch, torch.compile, torch._int_mm, torch._scaled_mm, tinygemm, bnb")
       .add_column("format", string, "", "quantizer name (registry), or the dtype for 16-bit references")
       .add_column("dtype", string, "", "activation / output dtype (dequantize: output; quantize: input)")
       .add_column("elements", uint64, "1", "elements (de)quantized per call; M*K*... not used for GEMMs")
@@ -70,7 +88,7 @@ namespace {
       .add_column("p90_us", float64, "us", "90th percentile time per call")
       .add_column("min_us", float64, "us", "fastest timed round, per call")
       .add_column("max_us", float64, "us", "slowest timed round, per call")
-      .add_column("reps", int64, "1", "timed rounds")
+      .add_column("reps", int64, "1", "timed rounds (matmul / linear graph rows: replays per interleaved round x rounds)")
       .add_column("calls", int64, "1", "calls per timed round")
       .add_column("rotation", int64, "1", "input buffer sets rotated over (L2 defeated)")
       .add_column("bytes", float64, "B", "fewest bytes the op must move per call: each input read once, each output written once")
@@ -80,7 +98,13 @@ namespace {
       .add_column("pct_copy", float64, "%", "gbps as % of the device-to-device copy rate measured in the same run")
       .add_column("ideal_us", float64, "us", "bytes at the measured copy rate: the memory floor")
       .add_column("x_ideal", float64, "1", "median time / ideal_us")
-      .add_column("gpu", string, "", "GPU name");
+      .add_column("gpu", string, "", "GPU name")
+      .add_column("outlier_frac", float64, "1",
+                  "planted outlier columns of the activations (llm.int8 rows; 0 elsewhere): every column c with "
+                  "c % e == e / 2, e = round(1 / outlier_frac), multiplied by 20 (plant_outlier_columns)")
+      .add_column("rounds", int64, "1",
+                  "interleaved rounds: median_us is the median of this many rounds' medians (matmul / linear graph "
+                  "rows); 1 where timed once");
   return t;
 }
 
@@ -105,6 +129,12 @@ struct Options {
   std::vector<std::string> dequant_formats, quant_formats, gemm_formats;
   std::size_t elements = std::size_t{1} << 28;
   TimingConfig timing;
+  // matmul / fp8quant (issue 11)
+  std::vector<std::pair<std::size_t, std::size_t>> matmul_shapes;  // K × N
+  std::vector<std::size_t> matmul_ms;
+  std::vector<double> outliers;  // planted outlier-column fractions for llm.int8
+  int rounds = 5;                // interleaved rounds
+  bool quick = false;
   bool quiet = false;
 };
 
@@ -118,6 +148,7 @@ struct Bench {
     std::string label;
     Timing eager, graph;
     double bytes, flops;
+    bool has_graph = true;
   };
   std::vector<Summary> summary;
 
@@ -129,14 +160,15 @@ struct Bench {
 
   void add(const std::string& op, const std::string& impl, const std::string& format, const std::string& dtype,
            std::uint64_t elements, std::uint64_t M, std::uint64_t K, std::uint64_t N, const Timing& t,
-           const char* mode, std::size_t rotation, double bytes, double flops) {
+           const char* mode, std::size_t rotation, double bytes, double flops, double outlier_frac = 0,
+           int rounds = 1) {
     const double s = t.median_us * 1e-6;
     const double gbps = bytes / s / 1e9;
     const double ideal_us = copy_gbps > 0 ? bytes / (copy_gbps * 1e9) * 1e6 : 0.0;
     table.add_row({op, impl, format, dtype, elements, M, K, N, std::string(mode), t.median_us, t.p10_us, t.p90_us,
                    t.min_us, t.max_us, std::int64_t{t.reps}, std::int64_t{t.calls}, static_cast<std::int64_t>(rotation),
                    bytes, flops, gbps, flops / s / 1e12, copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0, ideal_us,
-                   ideal_us > 0 ? t.median_us / ideal_us : 0.0, dev.name});
+                   ideal_us > 0 ? t.median_us / ideal_us : 0.0, dev.name, outlier_frac, std::int64_t{rounds}});
   }
 
   // Time `launch` both ways and record two rows.
@@ -415,7 +447,289 @@ void run_gemm(Bench& b) {
   }
 }
 
-std::vector<std::pair<std::size_t, std::size_t>> parse_shapes(const std::vector<std::string>& items) {
+// ---------------------------------------------------------------------------
+// Matmuls of LLM layers (issue 11): ops `matmul` and `fp8quant`.
+//
+// Large GEMMs run at the card's power limit and their clocks swing by about
+// ±8 % between runs, so the candidates of one shape are interleaved round by
+// round: each round times every candidate once in a CUDA graph (median per
+// call over the round's replays), and the graph row's median is the median of
+// the rounds' medians (its p10 / p90 are those of the round medians, its
+// min / max the fastest / slowest replay of all rounds). The eager row is
+// timed once per candidate, right after its first (plan-tuning) call.
+
+// One candidate of an interleaved comparison.
+struct Candidate {
+  std::string op, impl, format, dtype;
+  double outlier_frac = 0, bytes = 0, flops = 0;
+  LaunchFn launch;
+  Timing eager;
+  std::vector<Timing> rounds;
+  bool ok = true;
+};
+
+double quantile(std::vector<double> v, double f) {  // linear interpolation, as timing.cu's summary
+  std::sort(v.begin(), v.end());
+  const double pos = f * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+// The graph row of an interleaved candidate: the median of the rounds' medians.
+Timing of_rounds(const std::vector<Timing>& rounds) {
+  std::vector<double> med;
+  Timing t;
+  t.min_us = rounds.front().min_us;
+  t.max_us = rounds.front().max_us;
+  for (const Timing& r : rounds) {
+    med.push_back(r.median_us);
+    t.min_us = std::min(t.min_us, r.min_us);
+    t.max_us = std::max(t.max_us, r.max_us);
+    t.reps += r.reps;
+  }
+  t.median_us = quantile(med, 0.5);
+  t.p10_us = quantile(med, 0.1);
+  t.p90_us = quantile(med, 0.9);
+  t.calls = rounds.front().calls;
+  return t;
+}
+
+// A failed candidate is said and dropped; a CUDA error that outlives the
+// call (a fault: the context is gone) ends the run.
+void drop(Candidate& c, const std::string& where, const std::exception& e) {
+  cudaGetLastError();
+  if (cudaDeviceSynchronize() != cudaSuccess) throw CudaError(-1, c.format + " " + where + ": " + e.what());
+  cudaGetLastError();
+  c.ok = false;
+  std::cerr << fmt::format("  kernel-bench: {} {} {}: skipped ({}: {})\n", c.op, c.impl, c.format, where, e.what());
+}
+
+void run_interleaved(Bench& b, std::vector<Candidate>& cs, std::uint64_t elements, std::uint64_t M, std::uint64_t K,
+                     std::uint64_t N, std::size_t rotation, const TimingConfig& cfg) {
+  for (Candidate& c : cs) {
+    try {
+      c.launch(b.stream, 0);  // the first call tunes the candidate's cuBLASLt plan: never inside a capture
+      check(cudaStreamSynchronize(b.stream), "first call");
+      c.eager = time_eager(c.launch, cfg, b.stream);
+    } catch (const std::exception& e) {
+      drop(c, "first call", e);
+    }
+  }
+  for (int r = 0; r < b.opt.rounds; ++r)
+    for (Candidate& c : cs) {
+      if (!c.ok) continue;
+      try {
+        c.rounds.push_back(time_graph(c.launch, cfg, b.stream));
+      } catch (const std::exception& e) {
+        drop(c, "graph", e);
+      }
+    }
+  for (const Candidate& c : cs) {
+    if (c.eager.reps == 0) continue;  // never ran
+    const bool graph = c.ok && !c.rounds.empty();
+    b.add(c.op, c.impl, c.format, c.dtype, elements, M, K, N, c.eager, "eager", rotation, c.bytes, c.flops,
+          c.outlier_frac, 1);
+    const Timing g = graph ? of_rounds(c.rounds) : Timing{};
+    if (graph)
+      b.add(c.op, c.impl, c.format, c.dtype, elements, M, K, N, g, "graph", rotation, c.bytes, c.flops,
+            c.outlier_frac, static_cast<int>(c.rounds.size()));
+    const std::string shape = M ? fmt::format("M={} K={} N={}", M, K, N) : fmt::format("n={}", elements);
+    const std::string outl = c.format == "llm.int8" ? fmt::format(" outliers {:g} %", 100 * c.outlier_frac) : "";
+    b.summary.push_back({fmt::format("{:<8} {:<14} {:<14} {:<5} {}{}", c.op, c.impl, c.format, c.dtype, shape, outl),
+                         c.eager, g, c.bytes, c.flops, graph});
+    const double t = graph ? g.median_us : c.eager.median_us;
+    if (!b.opt.quiet)
+      std::cerr << fmt::format("  {:<74} eager {:9.2f} us  graph {} {:7.1f} {}\n", b.summary.back().label,
+                               c.eager.median_us,
+                               graph ? fmt::format("{:9.2f} us ({} rounds)", g.median_us, c.rounds.size())
+                                     : std::string("n/a"),
+                               c.flops > 0 ? c.flops / (t * 1e6) : c.bytes / (t * 1e3), c.flops > 0 ? "TFLOP/s" : "GB/s");
+  }
+}
+
+// int8 weights from quantize_weight, freed with the shape.
+struct OwnedInt8Weight {
+  Int8Weight w;
+  explicit OwnedInt8Weight(Int8Weight q) : w(q) {}
+  ~OwnedInt8Weight() { free_weight(w); }
+  OwnedInt8Weight(const OwnedInt8Weight&) = delete;
+  OwnedInt8Weight& operator=(const OwnedInt8Weight&) = delete;
+};
+
+// Planted-outlier column period for a fraction (0: none): plant_outlier_columns' `every`.
+int outlier_every(double frac) { return frac > 0 ? static_cast<int>(std::lround(1.0 / frac)) : 0; }
+
+// Per-round timing of the matmul candidates: bench_matmul_cuda's settings
+// (20 replays per round; 2 calls per replay for M >= 2048, else 10).
+TimingConfig matmul_timing(const Options& o, std::size_t M) {
+  return TimingConfig{.warmup = 3, .reps = o.quick ? 10 : 20, .calls = M >= 2048 ? 2 : 10};
+}
+
+void run_matmul(Bench& b) {
+  const cudaStream_t st = b.stream;
+  LtGemm gemm;
+  const std::size_t max_m = *std::max_element(b.opt.matmul_ms.begin(), b.opt.matmul_ms.end());
+  for (const auto& [K, N] : b.opt.matmul_shapes) {
+    const int k = static_cast<int>(K), n = static_cast<int>(N), mm = static_cast<int>(max_m);
+    // Weights rotate over enough sets that the smallest form (int8 / e4m3, K·N bytes) defeats L2.
+    const std::size_t rot = b.rotation_for(static_cast<double>(K) * N);
+    // Scalars, each in its own 64-byte slot (cuBLASLt's scale pointers): per set the e4m3 weight's amax and
+    // dequantization factor; then x's (e4m3), x's for the FP8 layer, and 1.0 for the e5m2 activations.
+    DeviceBuffer scal((2 * rot + 5) * 64, "scales");
+    auto slot = [&](std::size_t i) { return scal.as<float>() + 16 * i; };
+    float* x_amax = slot(2 * rot);
+    float* x_scale = slot(2 * rot + 1);
+    float* layer_amax = slot(2 * rot + 2);
+    float* layer_scale = slot(2 * rot + 3);
+    float* one = slot(2 * rot + 4);
+    const float one_h = 1.0f;
+    check(cudaMemcpy(one, &one_h, sizeof one_h, cudaMemcpyHostToDevice), "scale 1.0");
+
+    std::vector<DeviceBuffer> w16, wf8;
+    std::vector<std::unique_ptr<OwnedInt8Weight>> w8;
+    std::vector<std::unique_ptr<LlmInt8Layer>> vec, llm;
+    for (std::size_t r = 0; r < rot; ++r) {
+      w16.emplace_back(K * N * 2, "bf16 weight");
+      fill_random_normal(w16.back().get(), K * N, 2, 0.05f, 200 + r, st);
+      wf8.emplace_back(K * N, "e4m3 weight");
+      quantize_e4m3_current(Act::bf16, w16.back().get(), K * N, wf8.back().as<std::uint8_t>(), slot(2 * r),
+                            slot(2 * r + 1), st);
+      w8.push_back(std::make_unique<OwnedInt8Weight>(quantize_weight(Act::bf16, w16.back().get(), n, k, st)));
+      // Plain vector-wise int8 (threshold +inf) and LLM.int8 proper (threshold 6, 16-bit outlier weights).
+      vec.push_back(std::make_unique<LlmInt8Layer>(gemm, w8.back()->w, Act::bf16, mm, INFINITY));
+      llm.push_back(std::make_unique<LlmInt8Layer>(gemm, w8.back()->w, Act::bf16, mm, 6.0f, w16.back().get()));
+    }
+    // Activations: bf16 N(0, 1) (one copy per outlier fraction, planted), int8 random, e4m3 from x, e5m2 from
+    // an fp32 N(0, 1) tensor.
+    DeviceBuffer x(max_m * K * 2, "x"), y(max_m * N * 2, "y"), c32(max_m * N * 4, "int32 y");
+    fill_random_normal(x.get(), max_m * K, 2, 1.0f, 1, st);
+    std::vector<DeviceBuffer> xo;
+    for (double f : b.opt.outliers) {
+      xo.emplace_back(f > 0 ? max_m * K * 2 : 0, "x with outliers");
+      if (f == 0) continue;
+      check(cudaMemcpyAsync(xo.back().get(), x.get(), x.bytes(), cudaMemcpyDeviceToDevice, st), "copy x");
+      plant_outlier_columns(Act::bf16, xo.back().get(), mm, k, outlier_every(f), 20.0f, st);
+    }
+    DeviceBuffer q8x(max_m * K, "int8 x"), f8x(max_m * K, "e4m3 x"), f8x_layer(max_m * K, "e4m3 x (layer)"),
+        e5x(max_m * K, "e5m2 x");
+    fill_random_bytes(q8x.get(), q8x.bytes(), 3, st);
+    quantize_e4m3_current(Act::bf16, x.get(), max_m * K, f8x.as<std::uint8_t>(), x_amax, x_scale, st);
+    {
+      DeviceBuffer x32(max_m * K * 4, "fp32 x");
+      fill_random_normal(x32.get(), max_m * K, 0, 1.0f, 5, st);
+      check(encode_u8(lowbit::e5m2, x32.as<float>(), e5x.as<std::uint8_t>(), max_m * K, ConvertOptions{}, 0, st),
+            "encode e5m2");
+      // The layers clear their buffers with cudaMemset on the legacy stream, which this non-blocking
+      // stream does not wait for: wait for the whole device.
+      check(cudaDeviceSynchronize(), "matmul setup");
+    }
+
+    for (const std::size_t M : b.opt.matmul_ms) {
+      const int m = static_cast<int>(M);
+      const double flops = 2.0 * M * N * K;
+      const double act16 = 2.0 * M * K, out16 = 2.0 * M * N, wb = static_cast<double>(K) * N;
+      auto wi = [rot](int i) { return static_cast<std::size_t>(i) % rot; };
+      std::vector<Candidate> cs;
+      auto add = [&](std::string op, std::string impl, std::string format, std::string dtype, double frac,
+                     double bytes, LaunchFn f) {
+        Candidate c;
+        c.op = std::move(op);
+        c.impl = std::move(impl);
+        c.format = std::move(format);
+        c.dtype = std::move(dtype);
+        c.outlier_frac = frac;
+        c.bytes = bytes;
+        c.flops = flops;
+        c.launch = std::move(f);
+        cs.push_back(std::move(c));
+      };
+      add("matmul", "cublaslt", "bf16", "bf16", 0, 2 * wb + act16 + out16, [&, m](void* s, int i) {
+        gemm.run(GemmKind::bf16_bf16_bf16, m, n, k, x.get(), w16[wi(i)].get(), y.get(), static_cast<cudaStream_t>(s));
+      });
+      add("matmul", "lowbit", "int8", "int32", 0, wb + M * K + 4.0 * M * N, [&, m](void* s, int i) {
+        gemm.run(GemmKind::int8_int32, m, n, k, q8x.get(), w8[wi(i)]->w.data, c32.get(), static_cast<cudaStream_t>(s));
+      });
+      add("matmul", "lowbit", "e4m3fn", "bf16", 0, wb + M * K + out16, [&, m](void* s, int i) {
+        gemm.run(GemmKind::e4m3_e4m3_bf16, m, n, k, f8x.get(), wf8[wi(i)].get(), y.get(), static_cast<cudaStream_t>(s),
+                 x_scale, slot(2 * wi(i) + 1));
+      });
+      add("matmul", "lowbit", "e5m2xe4m3fn", "bf16", 0, wb + M * K + out16, [&, m](void* s, int i) {
+        gemm.run(GemmKind::e5m2_e4m3_bf16, m, n, k, e5x.get(), wf8[wi(i)].get(), y.get(), static_cast<cudaStream_t>(s),
+                 one, slot(2 * wi(i) + 1));
+      });
+      // Layers: int8 weight + its per-row absmax, bf16 in and out.
+      const double layer_bytes = wb + 4.0 * N + act16 + out16;
+      add("linear", "lowbit", "int8@row", "bf16", 0, layer_bytes, [&, m](void* s, int i) {
+        vec[wi(i)]->forward(x.get(), y.get(), m, static_cast<cudaStream_t>(s));
+      });
+      for (std::size_t j = 0; j < b.opt.outliers.size(); ++j) {
+        const void* xin = b.opt.outliers[j] > 0 ? xo[j].get() : x.get();
+        add("linear", "lowbit", "llm.int8", "bf16", b.opt.outliers[j], layer_bytes, [&, m, xin](void* s, int i) {
+          llm[wi(i)]->forward(xin, y.get(), m, static_cast<cudaStream_t>(s));
+        });
+      }
+      add("linear", "lowbit", "e4m3fn@tensor", "bf16", 0, wb + act16 + out16, [&, m, M](void* s, int i) {
+        const auto t = static_cast<cudaStream_t>(s);
+        quantize_e4m3_current(Act::bf16, x.get(), M * K, f8x_layer.as<std::uint8_t>(), layer_amax, layer_scale, t);
+        gemm.run(GemmKind::e4m3_e4m3_bf16, m, n, k, f8x_layer.get(), wf8[wi(i)].get(), y.get(), t, layer_scale,
+                 slot(2 * wi(i) + 1));
+      });
+      run_interleaved(b, cs, 0, M, K, N, rot, matmul_timing(b.opt, M));
+      if (!b.opt.quiet) {
+        const auto [chosen, returned] = gemm.chosen(GemmKind::int8_int32, m, n, k);
+        if (chosen >= 0) std::cerr << fmt::format("  (int8 plan: candidate {} of {} heuristic results)\n", chosen, returned);
+      }
+    }
+  }
+}
+
+// Quantize with amax, bf16 -> e4m3fn, per-tensor scale: current scaling (two
+// passes: amax, then quantize) against delayed scaling (one pass; the scale
+// from the previous amax, this amax recorded), interleaved.
+void run_fp8quant(Bench& b) {
+  const std::size_t n = b.opt.elements;
+  const double bytes = 3.0 * n;  // 2 B read + 1 B written per element
+  const std::size_t rot = b.rotation_for(bytes);
+  std::vector<DeviceBuffer> xs;
+  for (std::size_t r = 0; r < rot; ++r) {
+    xs.emplace_back(n * 2, "bf16 tensor");
+    fill_random_normal(xs.back().get(), n, 2, 1.0f, 300 + r, b.stream);
+  }
+  DeviceBuffer out(n, "e4m3 tensor"), scal(4 * 64, "scales");
+  float* amax = scal.as<float>();
+  float* scale = amax + 16;
+  float* amax_next = amax + 32;
+  float* scale_delayed = amax + 48;
+  // The delayed candidate's previous amax: this data's own (every set is N(0, 1)).
+  quantize_e4m3_current(Act::bf16, xs[0].get(), n, out.as<std::uint8_t>(), amax, scale, b.stream);
+  DeviceBuffer amax_prev(64, "previous amax");
+  check(cudaMemcpyAsync(amax_prev.get(), amax, sizeof(float), cudaMemcpyDeviceToDevice, b.stream), "amax");
+  check(cudaStreamSynchronize(b.stream), "fp8quant setup");
+  std::vector<Candidate> cs(2);
+  cs[0].launch = [&](void* s, int i) {
+    quantize_e4m3_current(Act::bf16, xs[i % rot].get(), n, out.as<std::uint8_t>(), amax, scale,
+                          static_cast<cudaStream_t>(s));
+  };
+  cs[0].impl = "lowbit";
+  cs[1].launch = [&](void* s, int i) {
+    quantize_e4m3_delayed(Act::bf16, xs[i % rot].get(), n, out.as<std::uint8_t>(), amax_prev.as<float>(), amax_next,
+                          scale_delayed, static_cast<cudaStream_t>(s));
+  };
+  cs[1].impl = "lowbit-delayed";
+  for (Candidate& c : cs) {
+    c.op = "quantize";
+    c.format = "e4m3fn@tensor";
+    c.dtype = "bf16";
+    c.bytes = bytes;
+  }
+  run_interleaved(b, cs, n, 0, 0, 0, rot, TimingConfig{.warmup = 3, .reps = b.opt.quick ? 10 : 20, .calls = 5});
+}
+
+// KxN items; K a multiple of k_multiple, N of n_multiple.
+std::vector<std::pair<std::size_t, std::size_t>> parse_shapes(const std::vector<std::string>& items, const char* option,
+                                                              std::size_t k_multiple, std::size_t n_multiple,
+                                                              const char* why) {
   std::vector<std::pair<std::size_t, std::size_t>> out;
   for (const auto& s : items) {
     const auto x = s.find('x');
@@ -428,10 +742,10 @@ std::vector<std::pair<std::size_t, std::size_t>> parse_shapes(const std::vector<
       n = std::stoull(s.substr(x + 1), &used);
       if (used != s.size() - x - 1) throw std::invalid_argument(s);
     } catch (const std::exception&) {
-      throw UsageError("kernel-bench: --shapes: '" + s + "' is not KxN (e.g. 8192x28672)");
+      throw UsageError(fmt::format("kernel-bench: {}: '{}' is not KxN (e.g. 8192x28672)", option, s));
     }
-    if (k == 0 || n == 0 || k % 64 != 0)
-      throw UsageError("kernel-bench: --shapes: '" + s + "': K and N must be positive and K a multiple of 64");
+    if (k == 0 || n == 0 || k % k_multiple != 0 || n % n_multiple != 0 || k > (1u << 17) || n > (1u << 17))
+      throw UsageError(fmt::format("kernel-bench: {}: '{}': {}", option, s, why));
     out.emplace_back(k, n);
   }
   return out;
@@ -457,7 +771,7 @@ class NullReporter : public benchmark::BenchmarkReporter {
 
 void write_gbench_json(const Bench& b, const std::string& path) {
   for (const auto& s : b.summary) {
-    for (int g = 0; g < 2; ++g) {
+    for (int g = 0; g < (s.has_graph ? 2 : 1); ++g) {
       const Timing t = g ? s.graph : s.eager;
       const double bytes = s.bytes, flops = s.flops;
       benchmark::RegisterBenchmark((s.label + (g ? " graph" : " eager")).c_str(),
@@ -489,11 +803,24 @@ void write_gbench_json(const Bench& b, const std::string& path) {
 int run_cli(const std::vector<std::string>& args) {
   namespace po = boost::program_options;
   OptionParser parser("kernel-bench", "[options]",
-                      "Time lowbit's CUDA kernels (blockwise dequantize / quantize, fused 4-bit GEMV/GEMM) against "
-                      "the copy and cuBLASLt ceilings measured in the same run; eager and CUDA-graph times. Exit 77 "
-                      "when there is no CUDA device.");
+                      "Time lowbit's CUDA kernels (blockwise dequantize / quantize, fused 4-bit GEMV/GEMM, and with "
+                      "--ops matmul,fp8quant the int8 / LLM.int8 / FP8 matmuls of issue 11) against the copy and "
+                      "cuBLASLt ceilings measured in the same run; eager and CUDA-graph times. Exit 77 when there is "
+                      "no CUDA device.");
   parser.add()("ops", po::value<std::string>()->default_value("ceiling,dequant,quant,gemm")->value_name("LIST"),
-               "what to time: ceiling (copy + cuBLASLt 8192^3; always run when other ops are), dequant, quant, gemm")(
+               "what to time: ceiling (copy + cuBLASLt 8192^3; always run when other ops are), dequant, quant, gemm, "
+               "matmul (per --matmul-shapes x --matmul-m, interleaved over --rounds: cuBLASLt bf16, int8 -> int32, "
+               "e4m3 and e5m2 x e4m3 GEMMs, int8 vector-wise / LLM.int8 (per --outliers) / FP8 layers), fp8quant "
+               "(bf16 -> e4m3 with amax, current vs delayed scaling, --elements)")(
+      "matmul-shapes", po::value<std::string>()->default_value("4096x4096,8192x8192,8192x28672,28672x8192")->value_name("KxN,..."),
+      "matmul shapes, K (in features) x N (out features), multiples of 16")(
+      "matmul-m", po::value<std::string>()->default_value("1,16,128,2048,8192")->value_name("LIST"),
+      "matmul batch sizes (tokens), 1 to 65536")(
+      "outliers", po::value<std::string>()->default_value("0,0.001,0.01")->value_name("LIST"),
+      "fractions of activation columns planted as outliers (x20) for the LLM.int8 layer, each in [0, 0.5] "
+      "(0.001 = 0.1 %; the unit of matmul-error's --outlier-frac)")(
+      "rounds", po::value<int>()->default_value(5)->value_name("R"),
+      "matmul / fp8quant: interleaved rounds; the reported graph median is the median of the rounds' medians")(
       "shapes", po::value<std::string>()->default_value("4096x4096,4096x11008,8192x8192,8192x28672,28672x8192")->value_name("KxN,..."),
       "GEMM shapes, K (in features) x N (out features)")(
       "m", po::value<std::string>()->default_value("1,4,16,64")->value_name("LIST"), "GEMM batch sizes (tokens)")(
@@ -508,7 +835,8 @@ int run_cli(const std::vector<std::string>& args) {
       "reps", po::value<int>()->default_value(50)->value_name("R"), "timed rounds (>= 50 for reported numbers)")(
       "warmup", po::value<int>()->default_value(5)->value_name("W"), "untimed warm-up rounds")(
       "calls", po::value<int>()->default_value(20)->value_name("C"), "calls per timed round (and per graph)")(
-      "quick", po::bool_switch(), "a small set: 2^26 elements, shape 8192x8192, M = 1,16, reps 20")(
+      "quick", po::bool_switch(), "a small set: 2^26 elements, shape 8192x8192, M = 1,16 (matmul: 16,2048, 3 rounds "
+                                  "of 10 replays), reps 20")(
       "output,o", po::value<std::string>()->default_value("kernel_bench.h5")->value_name("FILE"), "results file")(
       "json", po::value<std::string>()->value_name("FILE"), "Google Benchmark JSON file (default: none)")(
       "quiet,q", po::bool_switch(), "no per-measurement lines on stderr");
@@ -516,13 +844,43 @@ int run_cli(const std::vector<std::string>& args) {
   if (!vm) return 0;
   Options o;
   o.ops = split_list((*vm)["ops"].as<std::string>());
+  const std::vector<std::string> known_ops = {"ceiling", "dequant", "quant", "gemm", "matmul", "fp8quant"};
   for (const auto& op : o.ops)
-    if (op != "ceiling" && op != "dequant" && op != "quant" && op != "gemm")
-      throw UsageError("kernel-bench: --ops: unknown '" + op + "'" + did_you_mean(op, {"ceiling", "dequant", "quant", "gemm"}));
-  o.shapes = parse_shapes(split_list((*vm)["shapes"].as<std::string>()));
+    if (std::find(known_ops.begin(), known_ops.end(), op) == known_ops.end())
+      throw UsageError("kernel-bench: --ops: unknown '" + op + "'" + did_you_mean(op, known_ops));
+  o.shapes = parse_shapes(split_list((*vm)["shapes"].as<std::string>()), "--shapes", 64, 1,
+                          "K and N must be positive (at most 131072) and K a multiple of 64");
   for (const auto& m : split_list((*vm)["m"].as<std::string>())) o.ms.push_back(parse_size(m, "--m"));
   if (o.ms.empty()) throw UsageError("kernel-bench: --m needs at least one batch size");
   o.elements = parse_size((*vm)["elements"].as<std::string>(), "--elements");
+  o.matmul_shapes = parse_shapes(split_list((*vm)["matmul-shapes"].as<std::string>()), "--matmul-shapes", 16, 16,
+                                 "K and N must be positive multiples of 16 (cuBLASLt's int8 and FP8 kernels), at "
+                                 "most 131072");
+  if (o.matmul_shapes.empty()) throw UsageError("kernel-bench: --matmul-shapes needs at least one KxN");
+  for (const auto& m : split_list((*vm)["matmul-m"].as<std::string>())) {
+    o.matmul_ms.push_back(parse_size(m, "--matmul-m"));
+    if (o.matmul_ms.back() > 65536) throw UsageError("kernel-bench: --matmul-m: '" + m + "' is above 65536");
+  }
+  if (o.matmul_ms.empty()) throw UsageError("kernel-bench: --matmul-m needs at least one batch size");
+  for (const auto& f : split_list((*vm)["outliers"].as<std::string>())) {
+    double v = -1;
+    try {
+      std::size_t used = 0;
+      v = std::stod(f, &used);
+      if (used != f.size()) v = -1;
+    } catch (const std::exception&) {
+      v = -1;
+    }
+    if (!(v >= 0 && v <= 0.5))
+      throw UsageError("kernel-bench: --outliers: '" + f + "' is not a fraction in [0, 0.5] (0.001 = 0.1 % of the columns)");
+    for (const auto& [k, n] : o.matmul_shapes)
+      if (v > 0 && static_cast<std::size_t>(outlier_every(v) / 2) >= k)
+        throw UsageError(fmt::format("kernel-bench: --outliers: {} plants no column at K = {} (every {}th column "
+                                     "from the {}th)", f, k, outlier_every(v), outlier_every(v) / 2));
+    o.outliers.push_back(v);
+  }
+  o.rounds = (*vm)["rounds"].as<int>();
+  if (o.rounds < 1) throw UsageError("kernel-bench: --rounds must be >= 1");
   o.dequant_formats = split_list((*vm)["dequant-formats"].as<std::string>());
   o.quant_formats = split_list((*vm)["quant-formats"].as<std::string>());
   o.gemm_formats = split_list((*vm)["gemm-formats"].as<std::string>());
@@ -534,10 +892,14 @@ int run_cli(const std::vector<std::string>& args) {
   if (o.timing.reps < 1 || o.timing.warmup < 0 || o.timing.calls < 1)
     throw UsageError("kernel-bench: --reps and --calls must be >= 1, --warmup >= 0");
   if ((*vm)["quick"].as<bool>()) {
+    o.quick = true;
     o.elements = std::size_t{1} << 26;
     o.shapes = {{8192, 8192}};
     o.ms = {1, 16};
     o.timing.reps = std::min(o.timing.reps, 20);
+    o.matmul_shapes = {{8192, 8192}};
+    o.matmul_ms = {16, 2048};
+    o.rounds = std::min(o.rounds, 3);
   }
   o.quiet = (*vm)["quiet"].as<bool>();
   const std::string out_path = (*vm)["output"].as<std::string>();
@@ -561,6 +923,8 @@ int run_cli(const std::vector<std::string>& args) {
     if (has("dequant")) run_dequant(b);
     if (has("quant")) run_quant(b);
     if (has("gemm")) run_gemm(b);
+    if (has("matmul")) run_matmul(b);
+    if (has("fp8quant")) run_fp8quant(b);
   } catch (const CudaError& e) {
     std::cerr << "kernel-bench: CUDA failure: " << e.what() << "\n";
     return 1;
@@ -575,8 +939,13 @@ int run_cli(const std::vector<std::string>& args) {
   writer.set_root_attribute("copy_gbps", b.copy_gbps);
   b.table.set_attribute("copy_gbps", b.copy_gbps);
   b.table.set_attribute("timing", fmt::format("warmup {} rounds, {} timed rounds of {} calls; eager: events around the "
-                                              "calls; graph: the calls captured once, replays timed",
-                                              o.timing.warmup, o.timing.reps, o.timing.calls));
+                                              "calls; graph: the calls captured once, replays timed. matmul / linear "
+                                              "and fp8quant rows: candidates of a shape interleaved over {} rounds of "
+                                              "3 warm-up + {} timed graph replays of 10 calls (2 for M >= 2048; "
+                                              "fp8quant 5), graph median = median of the rounds' medians; eager "
+                                              "timed once per candidate with the same settings",
+                                              o.timing.warmup, o.timing.reps, o.timing.calls, o.rounds,
+                                              o.quick ? 10 : 20));
   writer.add(std::move(b.table));
   writer.commit();
   if (!o.quiet) std::cerr << "wrote " << out_path << "\n";

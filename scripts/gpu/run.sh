@@ -18,8 +18,11 @@
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
 #   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
-#   matmul    issue 11: tests/test_cuda_llm_int8, kernels/bench/bench_matmul_cuda (int8, LLM.int8,
-#             FP8 beside cuBLASLt bf16) and scripts/peer_bench_matmul.py (torch, bitsandbytes)
+#   matmul    issue 11: tests/test_cuda_llm_int8, `lowbit kernel-bench --ops matmul,fp8quant` (int8,
+#             LLM.int8 at 0 / 0.1 / 1 % outlier columns, FP8 beside cuBLASLt bf16, FP8 quantize with amax),
+#             `scripts/peer_bench.py run --ops matmul` (torch bf16, _int_mm, _scaled_mm, bnb LLM.int8) and
+#             one side-by-side table with ratios (compare_matmul.txt). MM_ARGS / MM_PB_ARGS add options
+#             to both (e.g. "--quick"); T_MM / T_MM_PEERS are their time limits in seconds.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/lowbit-gpu-out}"
@@ -31,14 +34,14 @@ log() { echo "== $*" >> "$OUT/summary.txt"; }
 if [[ " $steps " == *" build-kernels "* ]]; then
   bdir=build/gpu-helper
   cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real > "$OUT/build_kernels.log" 2>&1 &&
-    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_llm_int8 bench_matmul_cuda -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
+    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_llm_int8 -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
     { tail -n 30 "$OUT/build_kernels.log"; exit 1; }
   rm -rf .gpubin && mkdir -p .gpubin/lib
-  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_llm_int8" "$bdir/kernels/bench_matmul_cuda" .gpubin/
-  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 .gpubin/bench_matmul_cuda | awk '/=> \//{print $3}' | sort -u |
+  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_llm_int8" .gpubin/
+  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudart|libcublas|libcublasLt|libcuda|libpthread|libdl|librt|libresolv|libutil|libnss[^/]*)\.so' |
     xargs -r -I{} cp -L {} .gpubin/lib/
-  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 .gpubin/bench_matmul_cuda 2>/dev/null
+  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 2>/dev/null
   # bitsandbytes without its other CUDA / ROCm builds (129 MB → 4 MB), so that
   # .gpubin alone stays under the 64 MiB carry limit (.whl need not travel).
   mkdir -p .gpubin/wheels
@@ -112,11 +115,15 @@ if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " 
   fi
 fi
 
-if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
+if [[ " $steps " == *" kernels "* || " $steps " == *" matmul "* ]] && [ -x .gpubin/lowbit ]; then
+  # bitsandbytes (a peer of both steps) from the slim wheel that build-kernels made.
   if ! python3 -c 'import bitsandbytes' 2>/dev/null && ls .gpubin/wheels/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-kb \
       .gpubin/wheels/*.whl && export PYTHONPATH="/tmp/site-kb:${PYTHONPATH:-}"
   fi
+fi
+
+if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
   t0=$(date +%s)
   timeout ${T_TESTS:-120} .gpubin/test_cuda_blockwise > "$OUT/test_blockwise.log" 2>&1; rc=$?
   log "kernel tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_blockwise.log" | tr '\n' ' ')) $(( $(date +%s) - t0 )) s"
@@ -135,14 +142,22 @@ if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
     > /dev/null 2>"$OUT/compare.err" || log "compare failed: $(tail -n 3 "$OUT/compare.err")"
 fi
 
-if [[ " $steps " == *" matmul "* ]] && [ -x .gpubin/bench_matmul_cuda ]; then
-  # Issue 11: LLM.int8 / int8 / FP8 tests, lowbit's matmul benchmark, then its peers.
+if [[ " $steps " == *" matmul "* ]] && [ -x .gpubin/lowbit ]; then
+  # Issue 11: LLM.int8 / int8 / FP8 tests, lowbit's matmuls, their peers in the same table layout, ratios.
   .gpubin/test_cuda_llm_int8 > "$OUT/test_cuda_llm_int8.log" 2>&1; rc=$?
   log "matmul tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_cuda_llm_int8.log" | tr '\n' ' '))"
-  .gpubin/bench_matmul_cuda "$OUT/bench_matmul.csv" > "$OUT/bench_matmul.log" 2>&1; log "matmul bench: exit $?"
-  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/peer_bench_matmul.py "$OUT/peer_bench_matmul.csv" > "$OUT/peer_bench_matmul.log" 2>&1
-  log "matmul peers: exit $?"
-  cat "$OUT/bench_matmul.log" "$OUT/peer_bench_matmul.log"
+  t0=$(date +%s)
+  timeout ${T_MM:-300} .gpubin/lowbit kernel-bench --ops matmul,fp8quant ${MM_ARGS:-} -o "$OUT/kernel_bench_matmul.h5" \
+    --json "$OUT/kernel_bench_matmul.json" > "$OUT/kernel_bench_matmul.log" 2>&1; rc=$?
+  log "kernel-bench matmul: exit $rc after $(( $(date +%s) - t0 )) s"
+  t0=$(date +%s)
+  PYTHONUNBUFFERED=1 timeout ${T_MM_PEERS:-300} python3 scripts/peer_bench.py run --ops matmul ${MM_PB_ARGS:-${MM_ARGS:-}} \
+    -o "$OUT/peer_bench_matmul.h5" > "$OUT/peer_bench_matmul.log" 2>&1; rc=$?
+  log "peer_bench matmul: exit $rc after $(( $(date +%s) - t0 )) s"
+  python3 scripts/peer_bench.py compare "$OUT/kernel_bench_matmul.h5" "$OUT/peer_bench_matmul.h5" \
+    -o "$OUT/compare_matmul.txt" > /dev/null 2>"$OUT/compare_matmul.err" ||
+    log "compare (matmul) failed: $(tail -n 3 "$OUT/compare_matmul.err")"
+  grep -E "skipped|failed|FAILED" "$OUT/kernel_bench_matmul.log" "$OUT/peer_bench_matmul.log" | head -20
 fi
 
 if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; then
@@ -172,9 +187,10 @@ if [[ " $steps " == *" ncu "* ]] && [ -x .gpubin/lowbit ] && command -v ncu >/de
 fi
 
 # Few files come back from the machine: the logs travel as one archive.
-if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* ]] &&
+if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* || " $steps " == *" matmul "* ]] &&
    ls "$OUT"/*.log >/dev/null 2>&1; then
-  (cd "$OUT" && tar czf logs.tgz --remove-files $(ls *.log ncu.txt sass_*.txt compare.err gpu.txt 2>/dev/null))
+  (cd "$OUT" && tar czf logs.tgz --remove-files $(ls *.log ncu.txt sass_*.txt compare*.err gpu.txt 2>/dev/null))
 fi
 echo; cat "$OUT/summary.txt"
 [ -f "$OUT/compare.txt" ] && cat "$OUT/compare.txt"
+[ -f "$OUT/compare_matmul.txt" ] && cat "$OUT/compare_matmul.txt"
