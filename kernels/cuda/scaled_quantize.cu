@@ -18,8 +18,16 @@
 namespace lowbit::cuda {
 namespace {
 
-using detail::load1;
 using detail::store1;
+
+// Inputs to fp32 exactly as the CPU reference sees them: the hardware's
+// f16 → f32 conversion returns the canonical NaN (sign and payload lost),
+// so fp16 goes through the shared decoder (bf16 is a shift either way).
+__device__ __forceinline__ float load1(const float* p) { return *p; }
+__device__ __forceinline__ float load1(const __nv_bfloat16* p) { return detail::load1(p); }
+__device__ __forceinline__ float load1(const __half* p) {
+  return decode<fp16, float>(*reinterpret_cast<const std::uint16_t*>(p));
+}
 
 constexpr int kThreads = 256;
 constexpr std::size_t kSegment = 8192;  // elements per range segment (one warp)
