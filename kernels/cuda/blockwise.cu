@@ -254,6 +254,7 @@ struct RankGrid {
   float lo = 0, inv_w = 0;
   int cells = 0;  // 0: no grid (binary search)
   std::uint32_t r0w[512];  // r0 of cell c in byte c % 4 of word c / 4 (passed by value: 2 KB of kernel parameters)
+  // (the kernel expands each cell to {thr[r0], cor[r0], cor[r0 + 1]} in shared memory)
 };
 
 RankGrid make_rank_grid(const Table16& t) {
@@ -295,24 +296,38 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
   __shared__ float thr[16];
   __shared__ std::uint8_t cor[16];
   __shared__ float warp_max[16];
-  __shared__ std::uint32_t cell_r0w[512];
-  const auto* cell_r0 = reinterpret_cast<const std::uint8_t*>(cell_r0w);
+  // Per grid cell: the one threshold that can fall in its neighbourhood,
+  // thr[r0], and the codes on either side of it, cor[r0] | cor[r0 + 1] << 8 —
+  // one 8-byte lookup per element instead of three dependent ones.
+  __shared__ uint2 cell[2048];
   const int cells = grid.cells;
   const float glo = grid.lo, ginv = grid.inv_w, gmax = static_cast<float>(cells - 1);
   if (threadIdx.x < 16) {
     thr[threadIdx.x] = threadIdx.x < 15 ? t.threshold[threadIdx.x] : INFINITY;
     cor[threadIdx.x] = t.code_of_rank[threadIdx.x];
   }
-  for (int c = threadIdx.x; c < cells / 4; c += blockDim.x) cell_r0w[c] = grid.r0w[c];
+  __syncthreads();
+  for (int c = threadIdx.x; c < cells; c += blockDim.x) {
+    const int r0 = (grid.r0w[c >> 2] >> (8 * (c & 3))) & 0xFF;
+    const std::uint32_t lo = cor[r0], hi = r0 < 15 ? cor[r0 + 1] : lo;
+    cell[c] = make_uint2(__float_as_uint(thr[r0]), lo | hi << 8);
+  }
   __syncthreads();
   const int G = 1 << group_log2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const std::size_t cta_elems = std::size_t{blockDim.x} * 8;
-  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
+  // The next step's 8 inputs are loaded before this step's are encoded, so
+  // each thread keeps two loads in flight (measured: one left bf16 input at
+  // 44 % of copy, latency-bound).
+  const std::size_t stride = std::size_t{gridDim.x} * cta_elems;
+  detail::Prefetch8<InT> next;
+  next.prefetch(x, std::size_t{blockIdx.x} * cta_elems + std::size_t{threadIdx.x} * 8, n);
+  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += stride) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     const bool full = i0 + 8 <= n;
     float v[8];
-    load8_or_tail(x, i0, n, v);
+    next.take(i0, n, v);
+    next.prefetch(x, i0 + stride, n);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
@@ -341,21 +356,19 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
     }
     const bool divide = !kBnb && !(inv <= FLT_MAX);  // subnormal s: y = x / s (scale_down)
     std::uint32_t word = 0;
-    if (cells != 0 && !divide) {
-      // Fast path: no branches per element.
+    // Fast path: no branches per element. Exact mode needs inv > 0 there: then
+    // x · inv is ±inf for x = ±inf, which is scaled.hpp's y = x (an all-zero
+    // block, inv = 0, takes the other path).
+    if (cells != 0 && !divide && (kBnb || inv > 0.0f)) {
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
         const float xv = v[k];
         float y;
-        if constexpr (kBnb) {
-          y = ftz(__fmul_rn(ftz(xv), inv));
-        } else {
-          y = __fmul_rn(xv, inv);
-          y = fabsf(xv) == INFINITY ? xv : y;
-        }
+        if constexpr (kBnb) y = ftz(__fmul_rn(ftz(xv), inv));
+        else y = __fmul_rn(xv, inv);
         const float tc = fminf(fmaxf(__fmul_rn(__fadd_rn(y, -glo), ginv), 0.0f), gmax);  // NaN → 0
-        const int r0 = cell_r0[static_cast<int>(tc)];
-        std::uint32_t c = cor[r0 + (y > thr[r0] ? 1 : 0)];
+        const uint2 e = cell[static_cast<int>(tc)];
+        std::uint32_t c = (y > __uint_as_float(e.x) ? e.y >> 8 : e.y) & 0xFu;
         if constexpr (kBnb) c = (y == y) ? c : t.bnb_nan_code;
         else c = (xv == xv) ? c : t.zero_code;
         word |= c << ((k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4);
@@ -549,10 +562,15 @@ __global__ void __launch_bounds__(256) quant_mx8_kernel(const InT* __restrict__ 
                                                        std::uint8_t* __restrict__ scales, FormatSpec element,
                                                        float max_elem, int emax) {
   const std::size_t cta_elems = 256 * 8;
-  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
+  // The next step's inputs load while this step encodes (as quant4_kernel).
+  const std::size_t stride = std::size_t{gridDim.x} * cta_elems;
+  detail::Prefetch8<InT> next;
+  next.prefetch(x, std::size_t{blockIdx.x} * cta_elems + std::size_t{threadIdx.x} * 8, n);
+  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += stride) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     float v[8];
-    load8_or_tail(x, i0, n, v);
+    next.take(i0, n, v);
+    next.prefetch(x, i0 + stride, n);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
