@@ -410,7 +410,6 @@ void run_gemm(Bench& b) {
         std::vector<Run> runs = {{"lowbit", DType::bf16, Gemm4Variant::automatic}};
         if (primary && M == 1) runs.push_back({"lowbit", DType::f16, Gemm4Variant::automatic});
         if (primary) {
-          if (M <= 16) runs.push_back({"lowbit-tile16", DType::bf16, Gemm4Variant::tile16});
           runs.push_back({"lowbit-pipe", DType::bf16, Gemm4Variant::pipelined});
           if (M <= 16) runs.push_back({"lowbit-pipe16", DType::bf16, Gemm4Variant::pipelined16});
           runs.push_back({"lowbit-v1", DType::bf16, Gemm4Variant::registers});

@@ -40,13 +40,11 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  tile16 for M <= 16 (power-of-two blocks; else pipelined), registers above
-//   tile16     one 16-row tile per CTA, one-PRMT table addressing, loads in registers (M <= 16;
-//              other M, or a block size that is not a power of two, fall back to automatic's choice)
+//   automatic  pipelined16 for M <= 4, pipelined for M <= 16, registers above (the fastest, measured)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
 //   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
-enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, tile16 };
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
