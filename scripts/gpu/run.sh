@@ -9,14 +9,15 @@
 # wheels (bitsandbytes, peft) in .whl/ — see scripts/gpu/README.md.
 #   device run: carry [".deps", ".whl"], command: bash scripts/gpu/run.sh [steps...]
 # Steps (default: cuda-tests bnb-golden memory): cuda-tests bnb-golden memory
-#   kernels   GPU==CPU tests of the blockwise / GEMM kernels (tests/test_cuda_blockwise),
+#   kernels   GPU==CPU tests of the blockwise / GEMM kernels (tests/test_cuda_blockwise) and of
+#             every registry quantizer (tests/test_cuda_scaled),
 #             `lowbit kernel-bench`, scripts/peer_bench.py (PyTorch, bitsandbytes) and one
 #             side-by-side table with ratios. Runs the binaries that `build-kernels` made
 #             beforehand on the development machine into .gpubin/ (carry ".gpubin" too).
 #   build-kernels  (NOT on the GPU machine) builds lowbit + tests/test_cuda_blockwise for sm_90
 #             in build/gpu-helper and copies them with their non-system shared libraries
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
-#   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise
+#   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise and test_cuda_scaled
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
 #   matmul    issue 11: tests/test_cuda_llm_int8, `lowbit kernel-bench --ops matmul,fp8quant` (int8,
 #             LLM.int8 at 0 / 0.1 / 1 % outlier columns, FP8 beside cuBLASLt bf16, FP8 quantize with amax),
@@ -34,14 +35,14 @@ log() { echo "== $*" >> "$OUT/summary.txt"; }
 if [[ " $steps " == *" build-kernels "* ]]; then
   bdir=build/gpu-helper
   cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real > "$OUT/build_kernels.log" 2>&1 &&
-    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_llm_int8 -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
+    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_scaled test_cuda_llm_int8 -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
     { tail -n 30 "$OUT/build_kernels.log"; exit 1; }
   rm -rf .gpubin && mkdir -p .gpubin/lib
-  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_llm_int8" .gpubin/
-  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 | awk '/=> \//{print $3}' | sort -u |
+  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_scaled" "$bdir/tests/test_cuda_llm_int8" .gpubin/
+  ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_scaled .gpubin/test_cuda_llm_int8 | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudart|libcublas|libcublasLt|libcuda|libpthread|libdl|librt|libresolv|libutil|libnss[^/]*)\.so' |
     xargs -r -I{} cp -L {} .gpubin/lib/
-  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_llm_int8 2>/dev/null
+  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_scaled .gpubin/test_cuda_llm_int8 2>/dev/null
   # bitsandbytes without its other CUDA / ROCm builds (129 MB → 4 MB), so that
   # .gpubin alone stays under the 64 MiB carry limit (.whl need not travel).
   mkdir -p .gpubin/wheels
@@ -124,10 +125,12 @@ if [[ " $steps " == *" kernels "* || " $steps " == *" matmul "* ]] && [ -x .gpub
 fi
 
 if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
-  t0=$(date +%s)
-  timeout ${T_TESTS:-120} .gpubin/test_cuda_blockwise > "$OUT/test_blockwise.log" 2>&1; rc=$?
-  log "kernel tests: exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_blockwise.log" | tr '\n' ' ')) $(( $(date +%s) - t0 )) s"
-  grep -E "Failure|FAILED|Expected|Which is|differ" "$OUT/test_blockwise.log" | head -20
+  for t in blockwise scaled; do
+    t0=$(date +%s)
+    timeout ${T_TESTS:-120} .gpubin/test_cuda_$t > "$OUT/test_$t.log" 2>&1; rc=$?
+    log "kernel tests ($t): exit $rc ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/test_$t.log" | tr '\n' ' ')) $(( $(date +%s) - t0 )) s"
+    grep -E "Failure|FAILED|Expected|Which is|differ" "$OUT/test_$t.log" | head -20
+  done
   t0=$(date +%s)
   timeout ${T_KB:-200} .gpubin/lowbit kernel-bench ${KB_ARGS:-} -o "$OUT/kernel_bench.h5" --json "$OUT/kernel_bench.json" \
     > "$OUT/kernel_bench.log" 2>&1; rc=$?
@@ -161,20 +164,20 @@ if [[ " $steps " == *" matmul "* ]] && [ -x .gpubin/lowbit ]; then
 fi
 
 if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; then
-  t0=$(date +%s)
-  LOWBIT_TEST_SMALL=1 timeout ${T_MEMCHECK:-90} compute-sanitizer --tool memcheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
-    > "$OUT/memcheck_blockwise.log" 2>&1; rc=$?
-  log "memcheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY' "$OUT/memcheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
-  t0=$(date +%s)
-  LOWBIT_TEST_SMALL=1 timeout ${T_RACECHECK:-120} compute-sanitizer --tool racecheck --error-exitcode 9 .gpubin/test_cuda_blockwise \
-    > "$OUT/racecheck_blockwise.log" 2>&1; rc=$?
-  log "racecheck (blockwise): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/racecheck_blockwise.log" | tail -1)) $(( $(date +%s) - t0 )) s"
+  for t in blockwise scaled; do
+    for tool in memcheck racecheck; do
+      t0=$(date +%s)
+      LOWBIT_TEST_SMALL=1 timeout ${T_SANITIZE:-120} compute-sanitizer --tool $tool --error-exitcode 9 .gpubin/test_cuda_$t \
+        > "$OUT/${tool}_$t.log" 2>&1; rc=$?
+      log "$tool ($t): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/${tool}_$t.log" | tail -1)) $(( $(date +%s) - t0 )) s"
+    done
+  done
 fi
 
 if [[ " $steps " == *" ncu "* ]] && [ -x .gpubin/lowbit ] && command -v ncu >/dev/null; then
   sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --section SchedulerStats"
   timeout ${T_NCU:-90} ncu --clock-control none -k regex:'gemm4_pipe_kernel' -c 2 $sections \
-    .gpubin/lowbit kernel-bench --ops gemm --shapes 8192x8192 --m 1,64 --gemm-formats nf4@64 --reps 1 --warmup 0 \
+    .gpubin/lowbit kernel-bench --ops gemm --shapes 8192x8192 --m 1,16 --gemm-formats nf4@64 --reps 1 --warmup 0 \
       --calls 1 -o /tmp/ncu_kb.h5 -q > "$OUT/ncu.txt" 2>&1; rc=$?
   timeout ${T_NCU:-90} ncu --clock-control none -k regex:'quant4_kernel|quant_mx8' -c 2 $sections \
     .gpubin/lowbit kernel-bench --ops quant --elements 67108864 --quant-formats nf4@64,mxfp8 --reps 1 --warmup 0 \
