@@ -316,18 +316,11 @@ __global__ void __launch_bounds__(512) quant4_kernel(Table16 t, const InT* __res
   const int G = 1 << group_log2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const std::size_t cta_elems = std::size_t{blockDim.x} * 8;
-  // The next step's 8 inputs are loaded before this step's are encoded, so
-  // each thread keeps two loads in flight (measured: one left bf16 input at
-  // 44 % of copy, latency-bound).
-  const std::size_t stride = std::size_t{gridDim.x} * cta_elems;
-  detail::Prefetch8<InT> next;
-  next.prefetch(x, std::size_t{blockIdx.x} * cta_elems + std::size_t{threadIdx.x} * 8, n);
-  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += stride) {
+  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     const bool full = i0 + 8 <= n;
     float v[8];
-    next.take(i0, n, v);
-    next.prefetch(x, i0 + stride, n);
+    load8_or_tail(x, i0, n, v);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
@@ -562,15 +555,10 @@ __global__ void __launch_bounds__(256) quant_mx8_kernel(const InT* __restrict__ 
                                                        std::uint8_t* __restrict__ scales, FormatSpec element,
                                                        float max_elem, int emax) {
   const std::size_t cta_elems = 256 * 8;
-  // The next step's inputs load while this step encodes (as quant4_kernel).
-  const std::size_t stride = std::size_t{gridDim.x} * cta_elems;
-  detail::Prefetch8<InT> next;
-  next.prefetch(x, std::size_t{blockIdx.x} * cta_elems + std::size_t{threadIdx.x} * 8, n);
-  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += stride) {
+  for (std::size_t base = std::size_t{blockIdx.x} * cta_elems; base < n; base += std::size_t{gridDim.x} * cta_elems) {
     const std::size_t i0 = base + std::size_t{threadIdx.x} * 8;
     float v[8];
-    next.take(i0, n, v);
-    next.prefetch(x, i0 + stride, n);
+    load8_or_tail(x, i0, n, v);
     float m = 0.0f;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {

@@ -77,21 +77,6 @@ __device__ __forceinline__ void load8_or_tail(const T* x, std::size_t i0, std::s
   }
 }
 
-// A grid-stride loop's next 8 inputs, loaded one step ahead so that each
-// thread keeps two loads in flight: prefetch(i) at the top of a step for the
-// step after, take(i) for this step's values (zeros past n).
-template <class T>
-struct Prefetch8 {
-  float v[8];
-  __device__ __forceinline__ void prefetch(const T* x, std::size_t i0, std::size_t n) {
-    if (i0 < n) load8_or_tail(x, i0, n, v);
-  }
-  __device__ __forceinline__ void take(std::size_t i0, std::size_t n, float (&out)[8]) const {
-#pragma unroll
-    for (int k = 0; k < 8; ++k) out[k] = i0 < n ? v[k] : 0.0f;
-  }
-};
-
 // Max of v over a block of kThreads threads (a multiple of 32), returned to
 // every thread. Non-negative inputs (absolute values): 0 is the identity.
 template <int kThreads>
