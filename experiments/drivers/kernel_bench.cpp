@@ -676,8 +676,11 @@ void run_matmul(Bench& b) {
       });
       run_interleaved(b, cs, 0, M, K, N, rot, matmul_timing(b.opt, M));
       if (!b.opt.quiet) {
-        const auto [chosen, returned] = gemm.chosen(GemmKind::int8_int32, m, n, k);
-        if (chosen >= 0) std::cerr << fmt::format("  (int8 plan: candidate {} of {} heuristic results)\n", chosen, returned);
+        for (const auto& [kind, label] : {std::pair{GemmKind::int8_int32, "int8"}, std::pair{GemmKind::e4m3_e4m3_bf16, "e4m3"}}) {
+          const auto [chosen, returned] = gemm.chosen(kind, m, n, k);
+          if (chosen >= 0)
+            std::cerr << fmt::format("  ({} plan: candidate {} of {} heuristic results)\n", label, chosen, returned);
+        }
       }
     }
   }
