@@ -424,12 +424,21 @@ def section_kernel_bench(df, out):
           + (f" ({', '.join(f'{v:.0f}' for v in copy)} GB/s)." if len(copy) else "."), ""]
     g = df[df["mode"] == "graph"]
     # Elementwise: lowbit beside the best peer of the same op / format / dtype.
+    # A peer that cannot be captured in a graph (bitsandbytes' quantize_4bit
+    # synchronises with the host) is compared by its eager time, and marked so.
+    import pandas as pd
+    ew = df[df["op"].isin(["dequantize", "quantize"])]
+    graph_keys = set(map(tuple, ew[ew["mode"] == "graph"][["op", "format", "dtype", "impl"]].values.tolist()))
+    eager_only = ew[(ew["mode"] == "eager") & ~ew["impl"].str.startswith("lowbit")]
+    eager_only = eager_only[[tuple(r) not in graph_keys for r in eager_only[["op", "format", "dtype", "impl"]].values.tolist()]]
     rows = []
     for (op, fmt_, dt), d in g[g["op"].isin(["dequantize", "quantize"])].groupby(["op", "format", "dtype"], sort=True):
         mine = d[d["impl"] == "lowbit"]
         if mine.empty:
             continue
-        peers = d[~d["impl"].str.startswith("lowbit")].sort_values("median_us")
+        e = eager_only[(eager_only["op"] == op) & (eager_only["format"] == fmt_) & (eager_only["dtype"] == dt)].copy()
+        e["impl"] = e["impl"] + " (eager only)"
+        peers = pd.concat([d[~d["impl"].str.startswith("lowbit")], e]).sort_values("median_us")
         peer = peers.iloc[0] if len(peers) else None
         m = mine.iloc[0]
         rows.append({"op": op, "format": fmt_, "dtype": dt, "lowbit_us": round(m["median_us"], 1),
@@ -437,7 +446,6 @@ def section_kernel_bench(df, out):
                      "peer_us": f"{peer['median_us']:.1f}" if peer is not None else "—",
                      "speedup": f"{peer['median_us'] / m['median_us']:.2f}×" if peer is not None else "—"})
     if rows:
-        import pandas as pd
         t = pd.DataFrame(rows)
         md += ["### Blockwise quantize / dequantize", "",
                md_table(t, ["op", "format", "dtype", "lowbit_us", "pct_copy", "peer", "peer_us", "speedup"],
