@@ -21,6 +21,7 @@ TEST(CudaBlockwise, Skipped) { GTEST_SKIP() << "built without CUDA: GPU tests sk
 
 #include "kernels/cuda/blockwise.cuh"
 #include "kernels/cuda/gemm4.cuh"
+#include "support/cuda_test_util.hpp"
 #include "lowbit/formats/minifloats.hpp"
 #include "lowbit/formats/registry.hpp"
 
@@ -28,31 +29,8 @@ namespace {
 using namespace lowbit;
 using cuda::DType;
 
-bool have_gpu() {
-  int n = 0;
-  const bool ok = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-  cudaGetLastError();
-  return ok;
-}
-
-#define CUDA_OK(call) ASSERT_EQ(static_cast<int>(call), 0) << #call << ": " << cudaGetErrorString(static_cast<cudaError_t>(call))
-
-template <class T>
-struct Dev {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit Dev(std::size_t count) : n(count) {
-    if (cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)) != cudaSuccess) p = nullptr;
-  }
-  ~Dev() { cudaFree(p); }
-  void up(const T* h) const { cudaMemcpy(p, h, n * sizeof(T), cudaMemcpyHostToDevice); }
-  std::vector<T> down() const {
-    std::vector<T> h(n);
-    cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-  void poison() const { cudaMemset(p, 0xA5, std::max<std::size_t>(n, 1) * sizeof(T)); }
-};
+using test::Dev;
+using test::have_gpu;
 
 // Random normal data with the edge cases of issue 8: a zero block, NaN, ±inf,
 // a subnormal-only block, a huge block; `block` places them.

@@ -21,15 +21,13 @@ TEST(CudaLlmInt8, Skipped) { GTEST_SKIP() << "built without CUDA: GPU tests skip
 #include "kernels/cuda/cublaslt_gemm.cuh"
 #include "kernels/cuda/fp8_quantize.cuh"
 #include "kernels/cuda/llm_int8.cuh"
+#include "support/cuda_test_util.hpp"
 
 namespace {
 using namespace lowbit;
 using cuda::Act;
 
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
+using test::have_gpu;
 #define SKIP_WITHOUT_GPU() \
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped"
 

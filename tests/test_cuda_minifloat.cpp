@@ -12,14 +12,12 @@ TEST(CudaMinifloat, Skipped) { GTEST_SKIP() << "built without CUDA: GPU tests sk
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/minifloat_convert.cuh"
+#include "support/cuda_test_util.hpp"
 
 namespace {
 using namespace lowbit;
 
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
+using test::have_gpu;
 
 std::uint64_t splitmix64(std::uint64_t x) {  // the kernel's generator, restated
   x += 0x9E3779B97F4A7C15ull;
@@ -28,7 +26,6 @@ std::uint64_t splitmix64(std::uint64_t x) {  // the kernel's generator, restated
   return x ^ (x >> 31);
 }
 
-#define CUDA_OK(call) ASSERT_EQ(static_cast<int>(call), 0) << #call
 
 TEST(CudaMinifloat, EncodeDecodeEqualsCpuBitForBit) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";

@@ -27,6 +27,7 @@ TEST(CudaScaled, Skipped) { GTEST_SKIP() << "built without CUDA: GPU tests skipp
 #include <unistd.h>
 
 #include "kernels/cuda/scaled_quantize.cuh"
+#include "support/cuda_test_util.hpp"
 #include "lowbit/formats/minifloats.hpp"
 #include "lowbit/formats/registry.hpp"
 
@@ -34,32 +35,8 @@ namespace {
 using namespace lowbit;
 using cuda::DType;
 
-bool have_gpu() {
-  int n = 0;
-  const bool ok = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-  cudaGetLastError();
-  return ok;
-}
-
-#define CUDA_OK(call) ASSERT_EQ(static_cast<int>(call), 0) << #call << ": " << cudaGetErrorString(static_cast<cudaError_t>(call))
-
-template <class T>
-struct Dev {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit Dev(std::size_t count) : n(count) {
-    if (count && cudaMalloc(&p, count * sizeof(T)) != cudaSuccess) p = nullptr;
-    if (p) cudaMemset(p, 0xA5, count * sizeof(T));  // poison: every byte must be written
-  }
-  Dev(const Dev&) = delete;
-  ~Dev() { cudaFree(p); }
-  void up(const void* h) const { if (n) cudaMemcpy(p, h, n * sizeof(T), cudaMemcpyHostToDevice); }
-  std::vector<T> down() const {
-    std::vector<T> h(n);
-    if (n) cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-};
+using test::Dev;
+using test::have_gpu;
 
 // A 5-value user table (3-bit codes, not normalised) in a temporary file.
 std::string user_table_path() {
