@@ -177,9 +177,18 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     const int col = (blockIdx.x - m) * kThreads + threadIdx.x;
     if (col >= n_padded) return;
     const int used = min(*count, kGatheredCapacity);
-    for (int j = 0; j < used; ++j)
-      wc[static_cast<std::size_t>(j) * n_padded + col] =
-          col < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j]) : 0.0f;
+    // 8 columns at a time, all loads issued before the stores: the weight
+    // reads are one sector each (row-major W), so a loop of dependent
+    // load → store pairs would wait out a DRAM latency per outlier column.
+    for (int j0 = 0; j0 < used; j0 += 8) {
+      float v[8];
+#pragma unroll
+      for (int t = 0; t < 8; ++t)
+        v[t] = (j0 + t < used && col < n) ? outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j0 + t]) : 0.0f;
+#pragma unroll
+      for (int t = 0; t < 8; ++t)
+        if (j0 + t < used) wc[static_cast<std::size_t>(j0 + t) * n_padded + col] = v[t];
+    }
     return;
   }
   const int row = blockIdx.x;
@@ -250,21 +259,31 @@ __global__ void __launch_bounds__(kThreads) epilogue_kernel(
     }
     __syncthreads();
     if (col0 < n) {
-      for (int jj = 0; jj < chunk; ++jj) {
-        const int j = j0 + jj;
-        float wv[kEpilogueCols];
-        if (j < kGatheredCapacity) {  // col0 + 3 < n_padded: zeros past n
-          const float4 w4 = __ldg(reinterpret_cast<const float4*>(wc + static_cast<std::size_t>(j) * n_padded + col0));
-          wv[0] = w4.x; wv[1] = w4.y; wv[2] = w4.z; wv[3] = w4.w;
-        } else {
+      // 4 outlier columns per step, their weight loads issued together
+      // (outlier_x is 0 past `chunk`, and so are the weights loaded there).
+      for (int jj = 0; jj < chunk; jj += 4) {
+        float wv[4][kEpilogueCols];
 #pragma unroll
-          for (int c = 0; c < kEpilogueCols; ++c)
-            wv[c] = col0 + c < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col0 + c, cols[j]) : 0.0f;
+        for (int t = 0; t < 4; ++t) {
+          const int j = j0 + jj + t;
+          if (jj + t >= chunk) {
+#pragma unroll
+            for (int c = 0; c < kEpilogueCols; ++c) wv[t][c] = 0.0f;
+          } else if (j < kGatheredCapacity) {  // col0 + 3 < n_padded: zeros past n
+            const float4 w4 = __ldg(reinterpret_cast<const float4*>(wc + static_cast<std::size_t>(j) * n_padded + col0));
+            wv[t][0] = w4.x; wv[t][1] = w4.y; wv[t][2] = w4.z; wv[t][3] = w4.w;
+          } else {
+#pragma unroll
+            for (int c = 0; c < kEpilogueCols; ++c)
+              wv[t][c] = col0 + c < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col0 + c, cols[j]) : 0.0f;
+          }
         }
 #pragma unroll
-        for (int i = 0; i < kEpilogueRows; ++i)
+        for (int t = 0; t < 4; ++t)
 #pragma unroll
-          for (int c = 0; c < kEpilogueCols; ++c) acc[i][c] = fmaf(outlier_x[i][jj], wv[c], acc[i][c]);
+          for (int i = 0; i < kEpilogueRows; ++i)
+#pragma unroll
+            for (int c = 0; c < kEpilogueCols; ++c) acc[i][c] = fmaf(outlier_x[i][jj + t], wv[t][c], acc[i][c]);
       }
     }
     __syncthreads();
