@@ -433,7 +433,7 @@ def section_kernel_bench(df, out):
     eager_only = eager_only[[tuple(r) not in graph_keys for r in eager_only[["op", "format", "dtype", "impl"]].values.tolist()]]
     rows = []
     for (op, fmt_, dt), d in g[g["op"].isin(["dequantize", "quantize"])].groupby(["op", "format", "dtype"], sort=True):
-        mine = d[d["impl"] == "lowbit"]
+        mine = d[d["impl"].isin(["lowbit", "lowbit-generic"])]  # the fast kernel, else the generic path
         if mine.empty:
             continue
         e = eager_only[(eager_only["op"] == op) & (eager_only["format"] == fmt_) & (eager_only["dtype"] == dt)].copy()
@@ -441,7 +441,9 @@ def section_kernel_bench(df, out):
         peers = pd.concat([d[~d["impl"].str.startswith("lowbit")], e]).sort_values("median_us")
         peer = peers.iloc[0] if len(peers) else None
         m = mine.iloc[0]
-        rows.append({"op": op, "format": fmt_, "dtype": dt, "lowbit_us": round(m["median_us"], 1),
+        generic = m["impl"] == "lowbit-generic"
+        rows.append({"op": op, "format": fmt_ + (" (generic path)" if generic else ""), "dtype": dt,
+                     "lowbit_us": round(m["median_us"], 1),
                      "pct_copy": round(m["pct_copy"], 1), "peer": peer["impl"] if peer is not None else "—",
                      "peer_us": f"{peer['median_us']:.1f}" if peer is not None else "—",
                      "speedup": f"{peer['median_us'] / m['median_us']:.2f}×" if peer is not None else "—"})

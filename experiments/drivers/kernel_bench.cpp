@@ -52,6 +52,7 @@
 #include "kernels/cuda/cublaslt_gemm.cuh"
 #include "kernels/cuda/fp8_quantize.cuh"
 #include "kernels/cuda/gemm4.cuh"
+#include "kernels/cuda/scaled_quantize.cuh"
 #include "kernels/cuda/llm_int8.cuh"
 #include "kernels/cuda/minifloat_convert.cuh"
 #include "kernels/cuda/timing.cuh"
@@ -279,6 +280,66 @@ void run_ceilings(Bench& b) {
             [&](void* st, int) { mm.run(x.get(), w.get(), y.get(), st); }, g);
 }
 
+// Formats without a fast kernel take the generic path (scaled_quantize.cuh),
+// timed as impl "lowbit-generic". The n elements are viewed as rows × 8192
+// (when 8192 divides n) so that row and column scales mean something; bytes
+// = the input or output at its dtype + the quantized form at the format's
+// bits per parameter (codes, scales, zero points, constants).
+struct GenericSet {
+  DeviceBuffer codes, scales, scale_codes, zero_points, tensor_scale, dq_codes, dq_absmax, dq_offset;
+  explicit GenericSet(const ScaledLayout& l)
+      : codes(std::max<std::size_t>(l.code_bytes, 1), "codes"),
+        scales(4 * std::max<std::size_t>(l.groups, 1), "scales"),
+        scale_codes(4 * std::max<std::size_t>(l.groups, 1), "scale codes"),
+        zero_points(std::max<std::size_t>(l.groups, 1), "zero points"),
+        tensor_scale(4, "tensor scale"),
+        dq_codes(std::max<std::size_t>(l.groups, 1), "dq codes"),
+        dq_absmax(4 * std::max<std::size_t>(l.dq_blocks, 1), "dq absmax"),
+        dq_offset(4, "dq offset"),
+        has_zp(l.zero_points), has_dq(l.dq) {}
+  bool has_zp, has_dq;
+  DeviceQuantized out() const {
+    return {codes.as<std::uint8_t>(), scales.as<float>(), scale_codes.as<std::uint32_t>(),
+            has_zp ? zero_points.as<std::uint8_t>() : nullptr, tensor_scale.as<float>(),
+            has_dq ? dq_codes.as<std::uint8_t>() : nullptr, has_dq ? dq_absmax.as<float>() : nullptr,
+            has_dq ? dq_offset.as<float>() : nullptr};
+  }
+  DeviceQuantizedView view() const {
+    return {codes.as<std::uint8_t>(), scales.as<float>(), has_zp ? zero_points.as<std::uint8_t>() : nullptr};
+  }
+};
+
+void run_generic(Bench& b, const Quantizer& q, bool quantize) {
+  const std::size_t n = b.opt.elements;
+  const std::size_t cols = n % 8192 == 0 ? 8192 : n, rows = n / cols;
+  const ScaledDesc d = make_scaled_desc(q);
+  const ScaledLayout l = scaled_layout(d, rows, cols);
+  const double packed = q.bits_per_parameter(rows, cols) * static_cast<double>(n) / 8.0;
+  const std::size_t rot = 2;
+  std::vector<DeviceBuffer> xs;
+  std::vector<GenericSet> sets;
+  for (std::size_t r = 0; r < rot; ++r) {
+    xs.emplace_back(n * 2, "bf16 source");
+    fill_random_normal(xs.back().get(), n, 2, 1.0f, 40 + r, b.stream);
+    sets.emplace_back(l);
+    check(quantize_scaled(d, xs.back().get(), DType::bf16, rows, cols, sets.back().out(), b.stream), "quantize_scaled");
+  }
+  if (quantize) {
+    b.measure("quantize", "lowbit-generic", q.name(), "bf16", n, 0, 0, 0, rot, 2.0 * n + packed, 0,
+              [&](void* st, int i) {
+                check(quantize_scaled(d, xs[i % rot].get(), DType::bf16, rows, cols, sets[i % rot].out(), st),
+                      "quantize_scaled");
+              });
+  } else {
+    DeviceBuffer out(n * 2, "dequantize output");
+    b.measure("dequantize", "lowbit-generic", q.name(), "bf16", n, 0, 0, 0, rot, packed + 2.0 * n, 0,
+              [&](void* st, int i) {
+                check(dequantize_scaled(d, sets[i % rot].view(), rows, cols, out.get(), DType::bf16, st),
+                      "dequantize_scaled");
+              });
+  }
+}
+
 void run_dequant(Bench& b) {
   const std::size_t n = b.opt.elements;
   for (const auto& name : b.opt.dequant_formats) {
@@ -309,7 +370,7 @@ void run_dequant(Bench& b) {
       continue;
     }
     if (!is_4bit_fp32_block(q)) {
-      std::cerr << "  kernel-bench: dequantize " << name << ": no GPU kernel for this format yet; skipped\n";
+      run_generic(b, q, false);
       continue;
     }
     const std::size_t rot = 2;
@@ -334,7 +395,7 @@ void run_quant(Bench& b) {
     const Quantizer q = parse_quantizer(name);
     const bool mx8 = is_mx8(q);
     if (!mx8 && !(is_4bit_fp32_block(q) && q.element().kind == ElementKind::codebook && !q.double_quantized())) {
-      std::cerr << "  kernel-bench: quantize " << name << ": no GPU kernel for this format yet; skipped\n";
+      run_generic(b, q, true);
       continue;
     }
     std::vector<DType> ins = {DType::bf16};
@@ -828,9 +889,9 @@ int run_cli(const std::vector<std::string>& args) {
       "m", po::value<std::string>()->default_value("1,4,16,64")->value_name("LIST"), "GEMM batch sizes (tokens)")(
       "elements,n", po::value<std::string>()->default_value("268435456")->value_name("N"),
       "elements per (de)quantize call (default 2^28: 512 MiB of bf16)")(
-      "dequant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,fp4-bnb@64,nf4@64+dq,int4@64,e2m1fn@32,mxfp8")->value_name("LIST"),
+      "dequant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,fp4-bnb@64,nf4@64+dq,int4@64,e2m1fn@32,mxfp8,nvfp4,int8@row")->value_name("LIST"),
       "formats for dequantize")(
-      "quant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,nf4@64~bnb,mxfp8")->value_name("LIST"),
+      "quant-formats", po::value<std::string>()->default_value("nf4@64,nf4@4096,nf4@64~bnb,mxfp8,nvfp4,nf4@64+dq,int8@row")->value_name("LIST"),
       "formats for quantize")(
       "gemm-formats", po::value<std::string>()->default_value("nf4@64,int4@64,nf4@64+dq")->value_name("LIST"),
       "4-bit weight formats for gemm4 (the first at every M, the rest at the first M)")(

@@ -55,6 +55,24 @@ __device__ __forceinline__ std::size_t group_index(Granularity g, std::size_t i,
   }
 }
 
+// Groups of the 8 elements u·8 … u·8+7: when every group length is a
+// multiple of 8 they share one group (tensor, row, block) or take 8
+// consecutive ones (column); then one 64-bit division serves the unit.
+struct UnitGroups {
+  std::size_t first;
+  int step;     // 0: one group; 1: consecutive groups
+  bool uniform; // false: per element
+};
+__device__ __forceinline__ UnitGroups unit_groups(Granularity g, std::size_t i0, std::size_t cols, std::size_t block) {
+  switch (g) {
+    case Granularity::tensor: return {0, 0, true};
+    case Granularity::row: return {i0 / cols, 0, cols % 8 == 0};
+    case Granularity::col: return {i0 % cols, 1, cols % 8 == 0};
+    case Granularity::block: return {i0 / block, 0, block % 8 == 0};
+    default: return {0, 0, true};
+  }
+}
+
 __device__ __forceinline__ GroupRange shfl_xor(const GroupRange& r, int o) {
   GroupRange t;
   t.amax = __shfl_xor_sync(0xffffffffu, r.amax, o);
@@ -108,12 +126,20 @@ __global__ void merge_ranges_kernel(const GroupRange* part, std::size_t groups, 
 
 // ------------------------------------------------------------ 2. tensor scale
 
-// S = tensor_encode_scale(max amax, max_elem) (one block of kThreads).
-__global__ void tensor_scale_kernel(const GroupRange* ranges, std::size_t groups, float max_elem, float* s_out) {
+// S = tensor_encode_scale(max amax, max_elem): every block reduces its share
+// and folds it into *amax_bits with atomicMax on the bits (amax ≥ 0 and never
+// NaN, so the bits order as the values; max is order-free), then one thread
+// turns the maximum into S.
+__global__ void tensor_amax_kernel(const GroupRange* ranges, std::size_t groups, unsigned* amax_bits) {
   float m = 0.0f;
-  for (std::size_t g = threadIdx.x; g < groups; g += blockDim.x) m = fmaxf(m, ranges[g].amax);
-  m = detail::block_max<kThreads>(m);  // amax ≥ 0, never NaN: max is order-free
-  if (threadIdx.x == 0) *s_out = tensor_encode_scale(m, max_elem);
+  for (std::size_t g = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    m = fmaxf(m, ranges[g].amax);
+  m = detail::block_max<kThreads>(m);
+  if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(m));
+}
+__global__ void tensor_scale_kernel(const unsigned* amax_bits, float max_elem, float* s_out) {
+  *s_out = tensor_encode_scale(__uint_as_float(*amax_bits), max_elem);
 }
 
 // ------------------------------------------------------------ 3. group params
@@ -206,6 +232,7 @@ __global__ void encode_kernel(const __grid_constant__ ElementFormat el_param, El
     const std::size_t byte0 = u * static_cast<std::size_t>(job.bits);  // 8 codes = `bits` bytes
     if (byte0 >= job.code_bytes) continue;
     unsigned char buf[32] = {};
+    const UnitGroups ug = unit_groups(job.granularity, u * 8, job.cols, job.block);
     for (int k = 0; k < 8; ++k) {
       const std::size_t i = u * 8 + k;
       std::uint32_t code;
@@ -215,7 +242,8 @@ __global__ void encode_kernel(const __grid_constant__ ElementFormat el_param, El
         if (unscaled) {
           code = encode_scaled_element(el, job.mode, xi, 1.0f, 1.0f, 0, clipped);
         } else {
-          const std::size_t g = group_index(job.granularity, i, job.cols, job.block);
+          const std::size_t g = ug.uniform ? ug.first + static_cast<std::size_t>(ug.step * k)
+                                           : group_index(job.granularity, i, job.cols, job.block);
           code = encode_scaled_element(el, job.mode, xi, inv[g], enc_scale[g], zero_points ? zero_points[g] : 0,
                                        clipped);
         }
@@ -247,18 +275,25 @@ __global__ void decode_kernel(const __grid_constant__ ElementFormat el_param, El
     const std::size_t nb = std::min<std::size_t>(job.bits, job.code_bytes - byte0);
     unsigned char buf[32] = {};
     for (std::size_t b = 0; b < nb; ++b) buf[b] = codes[byte0 + b];
+    const UnitGroups ug = unit_groups(job.granularity, u * 8, job.cols, job.block);
+    float v[8];
     for (int k = 0; k < 8; ++k) {
       const std::size_t i = u * 8 + k;
       if (i >= job.n) break;
       const std::uint32_t code = unpack_code(buf, static_cast<std::size_t>(k), job.bits);
-      float v;
       if (unscaled) {
-        v = decode_scaled_element(el, job.mode, code, 1.0f, 0);
+        v[k] = decode_scaled_element(el, job.mode, code, 1.0f, 0);
       } else {
-        const std::size_t g = group_index(job.granularity, i, job.cols, job.block);
-        v = decode_scaled_element(el, job.mode, code, scales[g], zero_points ? zero_points[g] : 0);
+        const std::size_t g = ug.uniform ? ug.first + static_cast<std::size_t>(ug.step * k)
+                                         : group_index(job.granularity, i, job.cols, job.block);
+        v[k] = decode_scaled_element(el, job.mode, code, scales[g], zero_points ? zero_points[g] : 0);
       }
-      store1(out + i, v);
+    }
+    // 8 outputs in one 16-byte (32-byte for fp32) store where aligned; the rounding is the same.
+    if (u * 8 + 8 <= job.n && reinterpret_cast<std::uintptr_t>(out) % 32 == 0) {
+      detail::store8(out + u * 8, v);
+    } else {
+      for (int k = 0; k < 8 && u * 8 + k < job.n; ++k) store1(out + u * 8 + k, v[k]);
     }
   }
 }
@@ -318,7 +353,12 @@ int quantize_typed(const ScaledDesc& d, const T* x, std::size_t rows, std::size_
       if (spg > 1) merge_ranges_kernel<<<blocks_for(groups), kThreads, 0, st>>>(part, groups, spg, spg, 1, ranges);
     }
     // 2. NVFP4 tensor scale
-    if (two_level) tensor_scale_kernel<<<1, kThreads, 0, st>>>(ranges, groups, d.element.max_value(), tensor_s);
+    if (two_level) {
+      unsigned* amax_bits = reinterpret_cast<unsigned*>(tensor_s + 32);
+      cudaMemsetAsync(amax_bits, 0, sizeof(unsigned), st);
+      tensor_amax_kernel<<<blocks_for(groups), kThreads, 0, st>>>(ranges, groups, amax_bits);
+      tensor_scale_kernel<<<1, 1, 0, st>>>(amax_bits, d.element.max_value(), tensor_s);
+    }
     // 3. per-group parameters
     group_params_kernel<<<blocks_for(groups), kThreads, 0, st>>>(
         d.element, d.scale, d.edge, ranges, groups, two_level ? tensor_s : nullptr, out.scales, out.scale_codes,
