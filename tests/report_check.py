@@ -140,11 +140,15 @@ def main():
             ("matmul", "lowbit", "e4m3fn", 2048, "graph", 210.0, 0.0),
             ("linear", "lowbit", "llm.int8", 2048, "graph", 360.0, 0.001),
             ("linear", "lowbit", "llm.int8", 2048, "eager", 370.0, 0.001),
-            ("quantize", "lowbit-delayed", "e4m3fn@tensor", 0, "graph", 200.0, 0.0, 2400.0, 1 << 28)])})
+            ("quantize", "lowbit-delayed", "e4m3fn@tensor", 0, "graph", 200.0, 0.0, 2400.0, 1 << 28),
+            ("quantize", "lowbit", "nf4@64", 0, "graph", 400.0, 0.0, 1700.0, 1 << 28),
+            ("dequantize", "lowbit-generic", "nvfp4", 0, "graph", 1300.0, 0.0, 500.0, 1 << 28)])})
         kp = tmp / "kp.h5"
         write_results(kp, {"kernel_bench": kernel_bench_rows([
             ("matmul", "torch._int_mm", "int8", 2048, "graph", 350.0, 0.0),
-            ("matmul", "torch._scaled_mm", "e4m3fn", 2048, "graph", 189.0, 0.0)], later_columns=False)})
+            ("matmul", "torch._scaled_mm", "e4m3fn", 2048, "graph", 189.0, 0.0),
+            # bitsandbytes' quantize_4bit cannot be captured: compared by its eager time, and marked so
+            ("quantize", "bnb", "nf4@64", 0, "eager", 2800.0, 0.0, 250.0, 1 << 28)], later_columns=False)})
         r = run_report([kb, kp], tmp / "kbrep")
         if r.returncode != 0:
             failures.append(f"kernel_bench report: exit {r.returncode}: {r.stderr.strip()[-300:]}")
@@ -162,6 +166,10 @@ def main():
                 failures.append(f"LLM.int8 row: {cells}")
             if not re.search(r"^\| delayed \| 268435456 \| 200\.0 \| 2400 \| 80\.0 \|$", md, re.M):
                 failures.append("FP8 quantize row missing or wrong")
+            if not re.search(r"^\| quantize \| nf4@64 \| bf16 \| 400(\.0)? \|.*\| bnb \(eager only\) \| 2800\.0 \| 7\.00× \|$", md, re.M):
+                failures.append("quantize row against the eager-only bnb peer missing or wrong")
+            if not re.search(r"^\| dequantize \| nvfp4 \(generic path\) \| bf16 \| 1300(\.0)? \|", md, re.M):
+                failures.append("generic-path dequantize row missing")
             r2 = run_report([kb, kp], tmp / "kbrep2")
             if r2.returncode != 0 or digest(tmp / "kbrep") != digest(tmp / "kbrep2"):
                 failures.append("kernel_bench report: second run differs")
