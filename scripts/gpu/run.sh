@@ -104,12 +104,15 @@ fi
 
 if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* || " $steps " == *" matmul "* ]]; then
   if [ -x .gpubin/lowbit ]; then
-    # The cuBLASLt / cudart of the machine's CUDA (too large to carry), then the carried libraries.
+    # The cuBLASLt / cudart of the machine (too large to carry), then the carried libraries. The
+    # cuBLAS that PyTorch loads goes first: lowbit and its torch peers then run the same cuBLASLt
+    # build (the CUDA toolkit on the machine carries another one, cuBLASLt 13.1.0.3).
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-             $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib"))' 2>/dev/null); do
+             $(python3 -c 'import nvidia, os, glob; print(" ".join(sorted({os.path.dirname(p) for q in nvidia.__path__ for p in glob.glob(os.path.join(q, "*", "lib", "libcublasLt.so*")) + glob.glob(os.path.join(q, "*", "lib", "libcudart.so*"))})))' 2>/dev/null); do
       [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
     done
     export LD_LIBRARY_PATH="$PWD/.gpubin/lib:${LD_LIBRARY_PATH:-}"
+    log "cuBLASLt: $(ldd .gpubin/lowbit | awk '/libcublasLt/{print $3}')"
     ldd .gpubin/lowbit | grep "not found" && log "kernels: missing libraries (above)"
   else
     log "kernels: .gpubin/lowbit missing — run \`bash scripts/gpu/run.sh build-kernels\` first and carry .gpubin"
