@@ -252,11 +252,10 @@ Quantized4 make_quantized4(const Quantizer& q, std::size_t n, std::uint64_t seed
   return t;
 }
 
-double scale_bytes(const Quantizer& q, std::size_t n) {
-  const std::size_t B = q.block_size(), blocks = (n + B - 1) / B;
-  if (q.double_quantized()) return static_cast<double>(blocks) + 4.0 * std::ceil(blocks / 256.0) + 4.0;
-  if (q.scale_format() == ScaleFormat::e8m0) return static_cast<double>(blocks);
-  return 4.0 * static_cast<double>(blocks);
+// Bytes of n elements in q's quantized form: codes, scales and constants
+// (Quantizer::bits_per_parameter of the flattened tensor).
+double quantized_bytes(const Quantizer& q, std::size_t n) {
+  return q.bits_per_parameter(1, n) * static_cast<double>(n) / 8.0;
 }
 
 void run_ceilings(Bench& b) {
@@ -314,7 +313,7 @@ void run_generic(Bench& b, const Quantizer& q, bool quantize) {
   const std::size_t cols = n % 8192 == 0 ? 8192 : n, rows = n / cols;
   const ScaledDesc d = make_scaled_desc(q);
   const ScaledLayout l = scaled_layout(d, rows, cols);
-  const double packed = q.bits_per_parameter(rows, cols) * static_cast<double>(n) / 8.0;
+  const double packed = q.bits_per_parameter(rows, cols) * static_cast<double>(n) / 8.0;  // row / column scales count per row / column
   const std::size_t rot = 2;
   std::vector<DeviceBuffer> xs;
   std::vector<GenericSet> sets;
@@ -360,7 +359,7 @@ void run_dequant(Bench& b) {
       }
       for (DType o : outs) {
         DeviceBuffer out(n * dtype_bytes(o), "dequantize output");
-        const double bytes = n + scale_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
+        const double bytes = quantized_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
         b.measure("dequantize", "lowbit", q.name(), dtype_name(o), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
           check(dequantize_mx8(q.element().spec, codes[i % rot].as<std::uint8_t>(), scales[i % rot].as<std::uint8_t>(),
                                n, out.get(), o, st),
@@ -379,7 +378,7 @@ void run_dequant(Bench& b) {
     const Table16 t = table4(q);
     for (DType o : outs) {
       DeviceBuffer out(n * dtype_bytes(o), "dequantize output");
-      const double bytes = n / 2.0 + scale_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
+      const double bytes = quantized_bytes(q, n) + static_cast<double>(n) * dtype_bytes(o);
       b.measure("dequantize", "lowbit", q.name(), dtype_name(o), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
         const Quantized4& s = sets[i % rot];
         check(dequantize_4bit(t, s.codes.as<std::uint8_t>(), s.scales, n, q.block_size(), out.get(), o, st),
@@ -409,7 +408,7 @@ void run_quant(Bench& b) {
       }
       const std::size_t B = q.block_size();
       DeviceBuffer codes(mx8 ? n : (n + 1) / 2, "codes"), scales((n / B + 1) * 4, "scales");
-      const double bytes = static_cast<double>(n) * dtype_bytes(in) + (mx8 ? n : n / 2.0) + scale_bytes(q, n);
+      const double bytes = static_cast<double>(n) * dtype_bytes(in) + quantized_bytes(q, n);
       const Table16 t = mx8 ? Table16{} : table4(q);
       b.measure("quantize", "lowbit", q.name(), dtype_name(in), n, 0, 0, 0, rot, bytes, 0, [&](void* st, int i) {
         if (mx8)
@@ -456,7 +455,7 @@ void run_gemm(Bench& b) {
         continue;
       }
       const std::size_t n = K * N;
-      const double wbytes = n / 2.0 + scale_bytes(q, n);
+      const double wbytes = quantized_bytes(q, n);
       const std::size_t rot = b.rotation_for(wbytes);
       std::vector<Quantized4> sets;
       for (std::size_t r = 0; r < rot; ++r) sets.push_back(make_quantized4(q, n, 80 + r, b.stream));
@@ -528,30 +527,20 @@ struct Candidate {
   bool ok = true;
 };
 
-double quantile(std::vector<double> v, double f) {  // linear interpolation, as timing.cu's summary
-  std::sort(v.begin(), v.end());
-  const double pos = f * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const auto hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
-
-// The graph row of an interleaved candidate: the median of the rounds' medians.
+// The graph row of an interleaved candidate: the median (p10, p90) of the
+// rounds' medians; min / max over every replay of every round.
 Timing of_rounds(const std::vector<Timing>& rounds) {
   std::vector<double> med;
-  Timing t;
+  for (const Timing& r : rounds) med.push_back(r.median_us);
+  Timing t = summarize(med, rounds.front().calls);
+  t.reps = 0;
   t.min_us = rounds.front().min_us;
   t.max_us = rounds.front().max_us;
   for (const Timing& r : rounds) {
-    med.push_back(r.median_us);
     t.min_us = std::min(t.min_us, r.min_us);
     t.max_us = std::max(t.max_us, r.max_us);
     t.reps += r.reps;
   }
-  t.median_us = quantile(med, 0.5);
-  t.p10_us = quantile(med, 0.1);
-  t.p90_us = quantile(med, 0.9);
-  t.calls = rounds.front().calls;
   return t;
 }
 

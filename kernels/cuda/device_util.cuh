@@ -8,7 +8,12 @@
 
 #include <cstdint>
 
+#include "lowbit/formats/minifloats.hpp"  // fp16: the decoder for NaN inputs
+
 namespace lowbit::cuda::detail {
+
+using lowbit::decode;
+using lowbit::fp16;
 
 __device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (lower address)
@@ -40,31 +45,48 @@ __device__ __forceinline__ void store1(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store1(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void store1(__half* p, float v) { *p = __float2half_rn(v); }
 
+// 16 bytes: streamed (evict first: read once) or, with kKeep, through the
+// read-only cache (data the kernel reads again).
+template <bool kKeep, class V>
+__device__ __forceinline__ V ld16(const V* p) {
+  if constexpr (kKeep) return __ldg(p);
+  else return __ldcs(p);
+}
+
 // Load 8 consecutive values as float (p aligned to 8 elements); exact.
+template <bool kKeep = false>
 __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
-  const float4 a = __ldcs(reinterpret_cast<const float4*>(p)), b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
+  const float4 a = ld16<kKeep>(reinterpret_cast<const float4*>(p)), b = ld16<kKeep>(reinterpret_cast<const float4*>(p) + 1);
   v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 __device__ __forceinline__ float bf16_lo(std::uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf16_hi(std::uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
+template <bool kKeep = false>
 __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
-  const uint4 w = __ldcs(reinterpret_cast<const uint4*>(p));
+  const uint4 w = ld16<kKeep>(reinterpret_cast<const uint4*>(p));
   v[0] = bf16_lo(w.x); v[1] = bf16_hi(w.x); v[2] = bf16_lo(w.y); v[3] = bf16_hi(w.y);
   v[4] = bf16_lo(w.z); v[5] = bf16_hi(w.z); v[6] = bf16_lo(w.w); v[7] = bf16_hi(w.w);
 }
+// fp16 bits → fp32 exactly as the CPU reference decodes them: the hardware
+// conversion returns the canonical NaN (sign and payload lost), so a NaN
+// takes the shared decoder (rare: one branch per value otherwise).
+__device__ __forceinline__ float f16_to_float(std::uint16_t h) {
+  const float f = __half2float(__ushort_as_half(h));
+  return f == f ? f : decode<fp16, float>(h);
+}
+template <bool kKeep = false>
 __device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
-  const uint4 w = __ldcs(reinterpret_cast<const uint4*>(p));
+  const uint4 w = ld16<kKeep>(reinterpret_cast<const uint4*>(p));
   const std::uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&ws[i]));
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
+    v[2 * i] = f16_to_float(static_cast<std::uint16_t>(ws[i]));
+    v[2 * i + 1] = f16_to_float(static_cast<std::uint16_t>(ws[i] >> 16));
   }
 }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
 __device__ __forceinline__ float load1(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ float load1(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ float load1(const __half* p) { return f16_to_float(__half_as_ushort(*p)); }
 
 // The 8 values at x[i0 …], zeros past n (a tensor's ragged end).
 template <class T>
@@ -75,6 +97,12 @@ __device__ __forceinline__ void load8_or_tail(const T* x, std::size_t i0, std::s
 #pragma unroll
     for (int k = 0; k < 8; ++k) v[k] = i0 + k < n ? load1(x + i0 + k) : 0.0f;
   }
+}
+
+// Non-negative floats order like their bit patterns: atomicMax on the bits
+// (*addr starts at +0; NaN must not be passed).
+__device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
+  atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
 }
 
 // Max of v over a block of kThreads threads (a multiple of 32), returned to

@@ -12,6 +12,8 @@ constexpr int kThreads = 256;
 constexpr float kE4m3Max = 448.0f;
 
 // Scale factor from an amax: 448 / amax, 1 for an all-zero (or NaN-only) tensor.
+using detail::atomic_max_nonneg;
+
 __device__ __forceinline__ float scale_from_amax(float amax) {
   return amax > 0.0f && amax <= 3.4e38f ? kE4m3Max / amax : 1.0f;
 }
@@ -20,10 +22,6 @@ __device__ __forceinline__ std::uint16_t e4m3x2(float a, float b) {
   return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
 }
 
-// Non-negative floats order like their bit patterns: atomicMax on the bits.
-__device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
-  atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
-}
 
 template <class T>
 __global__ void amax_kernel(const T* __restrict__ x, std::size_t n, float* __restrict__ amax) {

@@ -17,13 +17,8 @@ constexpr int kEpilogueCols = 4;      // output columns per epilogue thread (one
 constexpr int kOutlierChunk = 32;     // outlier columns staged per step
 constexpr int kGatheredCapacity = 512;  // outlier weight columns kept dequantized and contiguous
 
-template <class T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <> __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-template <class T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ __nv_bfloat16 from_f(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_f(float v) { return __float2half_rn(v); }
-
+using detail::load1;
+using detail::store1;
 using detail::block_max;
 
 // int8 = round(x · 127 / absmax), half away from zero, saturated to ±127
@@ -39,33 +34,19 @@ __global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_pad
   const int row = blockIdx.x;
   const T* wr = w + static_cast<std::size_t>(row) * k;
   float amax = 0.0f;
-  for (int c = threadIdx.x; c < k; c += kThreads) amax = fmaxf(amax, fabsf(to_f(wr[c])));
+  for (int c = threadIdx.x; c < k; c += kThreads) amax = fmaxf(amax, fabsf(load1(wr + c)));
   amax = block_max<kThreads>(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
   std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
-  for (int c = threadIdx.x; c < k_padded; c += kThreads) qr[c] = c < k ? quantize_int8(to_f(wr[c]), scale) : 0;
+  for (int c = threadIdx.x; c < k_padded; c += kThreads) qr[c] = c < k ? quantize_int8(load1(wr + c), scale) : 0;
   if (threadIdx.x == 0) absmax[row] = amax;
 }
 
-// 8 consecutive 16-bit values (p 16-byte aligned), through the read-only cache.
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
-  const uint4 w = __ldg(reinterpret_cast<const uint4*>(p));
-  const unsigned u[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    v[2 * i] = __uint_as_float(u[i] << 16);
-    v[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
-  }
-}
-__device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
-  const uint4 w = __ldg(reinterpret_cast<const uint4*>(p));
-  const unsigned u[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&u[i]));
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
-  }
+// 8 consecutive 16-bit values (p 16-byte aligned), through the read-only
+// cache: the row quantizer reads each row twice.
+template <class T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  detail::load8<true>(p, v);
 }
 
 // Step 1: flag every column of X holding an element with |x| >= threshold
@@ -132,7 +113,7 @@ __global__ void __launch_bounds__(kThreads) flag_and_compact_kernel(const T* __r
           if (fabsf(v[e]) >= threshold && flags[c8 + e] == 0) flags[c8 + e] = 1;
       } else {
         for (int c = c8; c < min(c8 + 8, k); ++c)
-          if (fabsf(to_f(xr[c])) >= threshold && flags[c] == 0) flags[c] = 1;
+          if (fabsf(load1(xr + c)) >= threshold && flags[c] == 0) flags[c] = 1;
       }
     }
   }
@@ -155,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) flag_and_compact_kernel(const T* __r
 template <class T>
 __device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
                                                 const float* __restrict__ w_absmax, int k_padded, int n, int c) {
-  if (w16) return to_f(w16[static_cast<std::size_t>(n) * k + c]);
+  if (w16) return load1(w16 + static_cast<std::size_t>(n) * k + c);
   return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
 }
 
@@ -209,7 +190,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     }
   } else {
     for (int c = threadIdx.x; c < k; c += kThreads)
-      if (!flags || flags[c] == 0) amax = fmaxf(amax, fabsf(to_f(xr[c])));
+      if (!flags || flags[c] == 0) amax = fmaxf(amax, fabsf(load1(xr + c)));
   }
   amax = block_max<kThreads>(amax);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
@@ -227,7 +208,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     }
   } else {
     for (int c = threadIdx.x; c < k_padded; c += kThreads)
-      qr[c] = (c < k && (!flags || flags[c] == 0)) ? quantize_int8(to_f(xr[c]), scale) : std::int8_t{0};
+      qr[c] = (c < k && (!flags || flags[c] == 0)) ? quantize_int8(load1(xr + c), scale) : std::int8_t{0};
   }
   if (threadIdx.x == 0) row_absmax[row] = amax;
 }
@@ -255,7 +236,7 @@ __global__ void __launch_bounds__(kThreads) epilogue_kernel(
     const int chunk = min(kOutlierChunk, count - j0);
     for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += blockDim.x) {
       const int i = e / kOutlierChunk, jj = e % kOutlierChunk, row = m0 + i;
-      outlier_x[i][jj] = (jj < chunk && row < m) ? to_f(x[static_cast<std::size_t>(row) * k + cols[j0 + jj]]) : 0.0f;
+      outlier_x[i][jj] = (jj < chunk && row < m) ? load1(x + static_cast<std::size_t>(row) * k + cols[j0 + jj]) : 0.0f;
     }
     __syncthreads();
     if (col0 < n) {
@@ -306,7 +287,7 @@ __global__ void __launch_bounds__(kThreads) epilogue_kernel(
     for (int c = 0; c < kEpilogueCols; ++c) {
       // The CPU reference's dequantization, operation for operation (no FMA).
       const float dq = __fmul_rn(static_cast<float>(qv[c]), __fmul_rn(__fmul_rn(ra, ca[c]), inv_127_sq));
-      out[c] = from_f<T>(dq + acc[i][c]);
+      store1(out + c, dq + acc[i][c]);
     }
     T* yr = y + static_cast<std::size_t>(row) * n + col0;
     if (n % kEpilogueCols == 0) {
@@ -322,7 +303,7 @@ __global__ void plant_outlier_columns_kernel(T* __restrict__ x, std::size_t m, i
   const std::size_t total = m * static_cast<std::size_t>(k);
   for (std::size_t i = blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < total;
        i += static_cast<std::size_t>(gridDim.x) * kThreads)
-    if (static_cast<int>(i % k) % every == every / 2) x[i] = from_f<T>(to_f(x[i]) * scale);
+    if (static_cast<int>(i % k) % every == every / 2) store1(x + i, load1(x + i) * scale);
 }
 
 int round_up(int v, int to) { return (v + to - 1) / to * to; }

@@ -20,14 +20,7 @@ namespace {
 
 using detail::store1;
 
-// Inputs to fp32 exactly as the CPU reference sees them: the hardware's
-// f16 → f32 conversion returns the canonical NaN (sign and payload lost),
-// so fp16 goes through the shared decoder (bf16 is a shift either way).
-__device__ __forceinline__ float load1(const float* p) { return *p; }
-__device__ __forceinline__ float load1(const __nv_bfloat16* p) { return detail::load1(p); }
-__device__ __forceinline__ float load1(const __half* p) {
-  return decode<fp16, float>(*reinterpret_cast<const std::uint16_t*>(p));
-}
+using detail::load1;  // fp16 NaN inputs keep sign and payload, as on the CPU
 
 constexpr int kThreads = 256;
 constexpr std::size_t kSegment = 8192;  // elements per range segment (one warp)
@@ -127,19 +120,18 @@ __global__ void merge_ranges_kernel(const GroupRange* part, std::size_t groups, 
 // ------------------------------------------------------------ 2. tensor scale
 
 // S = tensor_encode_scale(max amax, max_elem): every block reduces its share
-// and folds it into *amax_bits with atomicMax on the bits (amax ≥ 0 and never
-// NaN, so the bits order as the values; max is order-free), then one thread
-// turns the maximum into S.
-__global__ void tensor_amax_kernel(const GroupRange* ranges, std::size_t groups, unsigned* amax_bits) {
+// and folds it into *amax (max is order-free; amax >= 0 and never NaN), then
+// one thread turns the maximum into S.
+__global__ void tensor_amax_kernel(const GroupRange* ranges, std::size_t groups, float* amax) {
   float m = 0.0f;
   for (std::size_t g = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
        g += static_cast<std::size_t>(gridDim.x) * blockDim.x)
     m = fmaxf(m, ranges[g].amax);
   m = detail::block_max<kThreads>(m);
-  if (threadIdx.x == 0) atomicMax(amax_bits, __float_as_uint(m));
+  if (threadIdx.x == 0) detail::atomic_max_nonneg(amax, m);
 }
-__global__ void tensor_scale_kernel(const unsigned* amax_bits, float max_elem, float* s_out) {
-  *s_out = tensor_encode_scale(__uint_as_float(*amax_bits), max_elem);
+__global__ void tensor_scale_kernel(const float* amax, float max_elem, float* s_out) {
+  *s_out = tensor_encode_scale(*amax, max_elem);
 }
 
 // ------------------------------------------------------------ 3. group params
@@ -354,10 +346,10 @@ int quantize_typed(const ScaledDesc& d, const T* x, std::size_t rows, std::size_
     }
     // 2. NVFP4 tensor scale
     if (two_level) {
-      unsigned* amax_bits = reinterpret_cast<unsigned*>(tensor_s + 32);
-      cudaMemsetAsync(amax_bits, 0, sizeof(unsigned), st);
-      tensor_amax_kernel<<<blocks_for(groups), kThreads, 0, st>>>(ranges, groups, amax_bits);
-      tensor_scale_kernel<<<1, 1, 0, st>>>(amax_bits, d.element.max_value(), tensor_s);
+      float* amax = tensor_s + 32;
+      cudaMemsetAsync(amax, 0, sizeof(float), st);
+      tensor_amax_kernel<<<blocks_for(groups), kThreads, 0, st>>>(ranges, groups, amax);
+      tensor_scale_kernel<<<1, 1, 0, st>>>(amax, d.element.max_value(), tensor_s);
     }
     // 3. per-group parameters
     group_params_kernel<<<blocks_for(groups), kThreads, 0, st>>>(

@@ -25,24 +25,6 @@ void check_blas(cublasStatus_t st, const char* what) {
     throw CudaError(static_cast<int>(st), std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(st)));
 }
 
-Timing summarize(std::vector<double> per_call_us, int calls) {
-  Timing t;
-  std::sort(per_call_us.begin(), per_call_us.end());
-  const auto at = [&](double f) {
-    const double pos = f * (per_call_us.size() - 1);
-    const auto lo = static_cast<std::size_t>(std::floor(pos));
-    const auto hi = std::min(lo + 1, per_call_us.size() - 1);
-    return per_call_us[lo] + (pos - lo) * (per_call_us[hi] - per_call_us[lo]);
-  };
-  t.median_us = at(0.5);
-  t.p10_us = at(0.1);
-  t.p90_us = at(0.9);
-  t.min_us = per_call_us.front();
-  t.max_us = per_call_us.back();
-  t.reps = static_cast<int>(per_call_us.size());
-  t.calls = calls;
-  return t;
-}
 
 struct Events {
   cudaEvent_t a = nullptr, b = nullptr;
@@ -102,6 +84,25 @@ __global__ void fill_uniform_kernel(float* p, std::size_t n, float lo, float hi,
 }
 
 }  // namespace
+
+Timing summarize(std::vector<double> per_call_us, int calls) {
+  Timing t;
+  std::sort(per_call_us.begin(), per_call_us.end());
+  const auto at = [&](double f) {
+    const double pos = f * (per_call_us.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const auto hi = std::min(lo + 1, per_call_us.size() - 1);
+    return per_call_us[lo] + (pos - lo) * (per_call_us[hi] - per_call_us[lo]);
+  };
+  t.median_us = at(0.5);
+  t.p10_us = at(0.1);
+  t.p90_us = at(0.9);
+  t.min_us = per_call_us.front();
+  t.max_us = per_call_us.back();
+  t.reps = static_cast<int>(per_call_us.size());
+  t.calls = calls;
+  return t;
+}
 
 Timing time_eager(const LaunchFn& launch, const TimingConfig& cfg, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);

@@ -40,6 +40,8 @@ struct Timing {
 using LaunchFn = std::function<void(void* stream, int i)>;
 Timing time_eager(const LaunchFn& launch, const TimingConfig& cfg, void* stream);
 Timing time_graph(const LaunchFn& launch, const TimingConfig& cfg, void* stream);
+// Median, p10 / p90 (linear interpolation), min and max of per-call times.
+Timing summarize(std::vector<double> per_call_us, int calls);
 
 // A CUDA failure, with the call and the error string; thrown by the helpers.
 struct CudaError : std::runtime_error {
