@@ -153,6 +153,36 @@ TEST(CudaBlockwise, Dequantize4bitEqualsCpu) {
 
 // ------------------------------------------------------------------ quantize
 
+// Host only (runs in CI): nf4's grid is small enough for the per-lane copies
+// that make its lookups conflict-free (a rounding slip that made it one step
+// larger cost 15 % of the quantizer's speed, H200), and fp4-bnb's thresholds
+// still get a grid.
+TEST(CudaBlockwise, RankGridOfBuiltInTables) {
+  const int nf4_cells = cuda::quantize_4bit_grid_cells(cuda::make_table16(parse_quantizer("nf4@64").element().codebook));
+  EXPECT_GT(nf4_cells, 0);
+  EXPECT_LE(nf4_cells, cuda::quantize_4bit_lane_copies_max_cells());
+  EXPECT_GT(cuda::quantize_4bit_grid_cells(cuda::make_table16(parse_quantizer("fp4-bnb@64").element().codebook)), 0);
+}
+
+// Blocks 8–11 probe the rank grid of the fast quantizer: each block's first
+// element is ±max_magnitude (so y = x exactly when it is 1), the rest sit on
+// the codebook's thresholds and up to 3 ulps either side.
+void probe_thresholds(std::vector<float>& x, std::size_t B, const Codebook& cb) {
+  if (x.size() < 12 * B) return;
+  std::size_t p = 0;
+  for (std::size_t i = 8 * B; i < 12 * B; ++i) {
+    if (i % B == 0) {
+      x[i] = (i / B) % 2 ? cb.max_magnitude : -cb.max_magnitude;
+      continue;
+    }
+    const int k = static_cast<int>(p % 15), d = static_cast<int>((p / 15) % 7) - 3;
+    ++p;
+    float v = cb.threshold[k] < INFINITY ? cb.threshold[k] : 0.0f;
+    for (int s = 0; s < (d < 0 ? -d : d); ++s) v = std::nextafter(v, d < 0 ? -INFINITY : INFINITY);
+    x[i] = v;
+  }
+}
+
 TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";
   const Case cases[] = {{"nf4@64", 1 << 20},        {"nf4@64", 100003},       {"fp4-bnb@64", 1 << 18},
@@ -165,14 +195,15 @@ TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
     SCOPED_TRACE(c.name + std::string(" n=") + std::to_string(c.n));
     const Quantizer q = parse_quantizer(c.name);
     const std::size_t B = q.block_size();
-    for (DType in_t : {DType::f32, DType::bf16}) {
+    for (DType in_t : {DType::f32, DType::bf16, DType::f16}) {
       SCOPED_TRACE(cuda::dtype_name(in_t));
       auto x = test_data(c.n, B, 11 + c.n);
+      probe_thresholds(x, B, q.element().codebook);
       std::vector<std::uint16_t> x16(c.n);
-      if (in_t == DType::bf16) {
+      if (in_t != DType::f32) {
         for (std::size_t i = 0; i < c.n; ++i) {
-          x16[i] = to16(x[i], DType::bf16);
-          x[i] = decode<float>(bf16, x16[i]);
+          x16[i] = to16(x[i], in_t);
+          x[i] = in_t == DType::bf16 ? decode<float>(bf16, x16[i]) : decode<float>(fp16, x16[i]);
         }
       }
       const QuantizedTensor t = q.quantize(x.data(), 1, c.n);
@@ -211,14 +242,14 @@ TEST(CudaBlockwise, Mx8EqualsCpu) {
       SCOPED_TRACE(name + std::string(" n=") + std::to_string(n));
       const Quantizer q = parse_quantizer(name);
       const FormatSpec el = q.element().spec;
-      for (DType in_t : {DType::f32, DType::bf16}) {
+      for (DType in_t : {DType::f32, DType::bf16, DType::f16}) {
         SCOPED_TRACE(cuda::dtype_name(in_t));
         auto x = test_data(n, 32, 23 + n);
         std::vector<std::uint16_t> x16(n);
-        if (in_t == DType::bf16)
+        if (in_t != DType::f32)
           for (std::size_t i = 0; i < n; ++i) {
-            x16[i] = to16(x[i], DType::bf16);
-            x[i] = decode<float>(bf16, x16[i]);
+            x16[i] = to16(x[i], in_t);
+            x[i] = in_t == DType::bf16 ? decode<float>(bf16, x16[i]) : decode<float>(fp16, x16[i]);
           }
         const QuantizedTensor t = q.quantize(x.data(), 1, n);
         std::vector<float> ref(n);

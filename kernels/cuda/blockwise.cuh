@@ -65,6 +65,12 @@ struct BlockScales {
 int dequantize_4bit(const Table16& table, const std::uint8_t* codes, const BlockScales& scales, std::size_t n,
                     std::size_t block, void* out, DType out_type, void* stream = nullptr);
 
+// Cells of the uniform rank grid the fast 4-bit quantizer uses for a table (0:
+// thresholds too close, it takes the binary search), and the largest grid it
+// copies once per lane (conflict-free lookups). For tests and notes.
+int quantize_4bit_grid_cells(const Table16& t);
+int quantize_4bit_lane_copies_max_cells();
+
 // Blockwise absmax + encode + pack. exact mode: scaled.hpp's rules (amax over
 // finite values, NaN → zero code, ±inf → the ends, all-zero block → s = 0 and
 // the zero code); bnb mode: bitsandbytes' kernel (amax includes inf,

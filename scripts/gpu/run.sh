@@ -19,6 +19,8 @@
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
 #   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise and test_cuda_scaled
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
+#   probe     runs the command in $PROBE (T_PROBE seconds) with the kernels' libraries on the path;
+#             its output goes to probe.log, the last PROBE_TAIL lines to the console.
 #   matmul    issue 11: tests/test_cuda_llm_int8, `lowbit kernel-bench --ops matmul,fp8quant` (int8,
 #             LLM.int8 at 0 / 0.1 / 1 % outlier columns, FP8 beside cuBLASLt bf16, FP8 quantize with amax),
 #             `scripts/peer_bench.py run --ops matmul` (torch bf16, _int_mm, _scaled_mm, bnb LLM.int8) and
@@ -102,7 +104,7 @@ if [[ " $steps " == *" memory "* ]] && [ -f scripts/measure_memory.py ]; then
   tail -n 40 "$OUT/memory.log"
 fi
 
-if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* || " $steps " == *" matmul "* ]]; then
+if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " == *" ncu "* || " $steps " == *" matmul "* || " $steps " == *" probe "* ]]; then
   if [ -x .gpubin/lowbit ]; then
     # The cuBLASLt / cudart of the machine (too large to carry), then the carried libraries. The
     # cuBLAS that PyTorch loads goes first: lowbit and its torch peers then run the same cuBLASLt
@@ -125,6 +127,14 @@ if [[ " $steps " == *" kernels "* || " $steps " == *" matmul "* ]] && [ -x .gpub
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-kb \
       .gpubin/wheels/*.whl && export PYTHONPATH="/tmp/site-kb:${PYTHONPATH:-}"
   fi
+fi
+
+if [[ " $steps " == *" probe "* ]] && [ -x .gpubin/lowbit ]; then
+  # One command in the kernels' environment (a quick measurement between full runs).
+  log "probe: ${PROBE:-}"
+  timeout ${T_PROBE:-300} bash -c "${PROBE:-true}" > "$OUT/probe.log" 2>&1
+  log "probe: exit $?"
+  tail -n ${PROBE_TAIL:-60} "$OUT/probe.log"
 fi
 
 if [[ " $steps " == *" kernels "* ]] && [ -x .gpubin/lowbit ]; then
