@@ -619,10 +619,6 @@ int launch_quant4(const Table16& t, const InT* x, std::size_t n, std::size_t blo
     // occupancy); groups wider than a warp meet at a barrier, whose cost U
     // chunks per step share.
     const auto launch = [&](auto kernel, int chunks_per_thread, int ctas_per_sm) {
-      static const bool carveout =  // once per kernel: 4 CTAs × ≤ 33 KB of shared memory per SM
-          cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared) ==
-          cudaSuccess;
-      (void)carveout;
       const unsigned grid = detail::grid_for(n, std::size_t(threads) * 8 * chunks_per_thread, ctas_per_sm);
       kernel<<<grid, threads, smem, stream>>>(t, x, n, glog, codes, absmax, rc, remap);
     };
