@@ -6,8 +6,7 @@
 //   quantize_4bit:   n · sizeof(in) in, n/2 + 4n/B out.
 //   dequantize_mx8:  n + n/32 in, n · sizeof(out) out.
 //   quantize_mx8:    n · sizeof(in) in, n + n/32 out.
-// Each thread moves 8 (4-bit) or 16 (mx8) elements per step with 4–16-byte
-// accesses, coalesced across the warp, several independent loads in flight;
+// Each thread moves 8 elements per step with 4–16-byte accesses, coalesced across the warp, several independent loads in flight;
 // the grid is capped at a few CTAs per SM and strides over the tensor.
 #include "kernels/cuda/blockwise.cuh"
 
@@ -365,6 +364,15 @@ __device__ __forceinline__ float nonfinite_block_max(const float (&v)[8]) {
   return m;
 }
 
+// A thread's share of its block max (the CPU reference's rule for the mode),
+// and whether its 8 values are all finite (then the max is one integer max).
+template <bool kBnb>
+__device__ __forceinline__ float thread_block_max(const float (&v)[8], bool& finite) {
+  const std::uint32_t b = abs_max_bits(v);
+  finite = b < 0x7F800000u;
+  return finite ? __uint_as_float(b) : nonfinite_block_max<kBnb>(v);
+}
+
 // Bit position of element k's code in a thread's 8-code word (bitsandbytes'
 // layout: the first element of each pair in the high nibble).
 __host__ __device__ constexpr int nibble_shift(int k) { return (k & 1) ? 8 * (k >> 1) : 8 * (k >> 1) + 4; }
@@ -476,9 +484,7 @@ __global__ void __launch_bounds__(512, U == 1 ? 4 : 2) quant4_kernel(Table16 t, 
     bool finite[U];
 #pragma unroll
     for (int j = 0; j < U; ++j) {
-      const std::uint32_t b = abs_max_bits(v[j]);
-      finite[j] = b < 0x7F800000u;
-      m[j] = finite[j] ? __uint_as_float(b) : nonfinite_block_max<kBnb>(v[j]);
+      m[j] = thread_block_max<kBnb>(v[j], finite[j]);
       if constexpr (kBnb) m[j] = ftz(m[j]);
     }
 #pragma unroll
@@ -716,9 +722,8 @@ __global__ void __launch_bounds__(256, 8) quant_mx8_kernel(const InT* __restrict
     const std::size_t i0 = base + threadIdx.x * 8;
     float v[8];
     load8_or_tail(x, i0, n, v);
-    const std::uint32_t b = abs_max_bits(v);
-    const bool finite = b < 0x7F800000u;
-    float m = finite ? __uint_as_float(b) : nonfinite_block_max<false>(v);
+    bool finite;
+    float m = thread_block_max<false>(v, finite);
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
     m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
     const DeviceGroupScale g = e8m0_group_scale(m, emax);
