@@ -116,6 +116,60 @@ TEST(CudaLlmInt8, VectorwiseEqualsCpuBitForBit) {
   }
 }
 
+// The activation quantizer on its own: every int8 equals kernels/cpu's rule
+// round_clamp(x · (127 / absmax)) — ties (x · scale = j + 0.5 exactly, row
+// absmax 254: scale 0.5) away from zero, NaN → −127, an inf row (scale 0 →
+// NaN) → −127 — in the register-resident kernel (K % 8 == 0, with and
+// without K padding, few and many rows) and in the general one (K % 8 != 0).
+TEST(CudaLlmInt8, ActivationInt8EqualsCpuRule) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  for (Act act : {Act::bf16, Act::f16}) {
+    const auto fmt = act == Act::bf16 ? bf16 : fp16;
+    for (auto [m, k] : {std::pair{5, 4096}, std::pair{300, 1000}, std::pair{7, 257}, std::pair{3, 28672}}) {
+      const Data base = make(static_cast<std::size_t>(m), static_cast<std::size_t>(k), 3.0, 71 + k);
+      std::vector<float> xs = base.values;
+      for (int c = 0; c < k; ++c) xs[static_cast<std::size_t>(c)] = c == 0 ? 254.0f : static_cast<float>(((c % 127) * 2 + 1) * (c % 2 ? -1 : 1));
+      xs[static_cast<std::size_t>(k) + 3] = NAN;
+      xs[static_cast<std::size_t>(2 % m) * k + 5] = INFINITY;
+      std::vector<std::uint16_t> bits(xs.size());
+      for (std::size_t i = 0; i < xs.size(); ++i) {
+        bits[i] = static_cast<std::uint16_t>(encode(fmt, xs[i]));
+        xs[i] = decode<float>(fmt, bits[i]);
+      }
+      std::vector<std::uint16_t> wbits(static_cast<std::size_t>(16) * k, static_cast<std::uint16_t>(encode(fmt, 0.01f)));
+      DeviceBuffer<std::uint16_t> dx(bits.size()), dw(wbits.size()), dy(static_cast<std::size_t>(m) * 16);
+      dx.upload(bits);
+      dw.upload(wbits);
+      auto q = cuda::quantize_weight(act, dw.p, 16, k, nullptr);
+      cuda::LlmInt8Layer layer(gemm, q, act, m, INFINITY);
+      layer.forward(dx.p, dy.p, m, nullptr);
+      cuda::check_cuda(cudaDeviceSynchronize(), "sync");
+      const int kp = layer.k_padded();
+      std::vector<std::int8_t> got(static_cast<std::size_t>(m) * kp);
+      cuda::check_cuda(cudaMemcpy(got.data(), layer.x_int8(), got.size(), cudaMemcpyDeviceToHost), "D2H");
+      std::size_t bad = 0, ties = 0;
+      for (int r = 0; r < m; ++r) {
+        float amax = 0.0f;  // the CPU reference's: NaN ignored
+        for (int c = 0; c < k; ++c) amax = std::max(amax, std::fabs(xs[static_cast<std::size_t>(r) * k + c]));
+        for (int c = 0; c < kp; ++c) {
+          const float v = c < k ? xs[static_cast<std::size_t>(r) * k + c] : 0.0f;
+          const float y = v * (127.0f / amax);
+          const int want = amax > 0.0f ? round_clamp(y, -127, 127) : 0;
+          const int have = got[static_cast<std::size_t>(r) * kp + c];
+          if (std::fabs(y) - std::floor(std::fabs(y)) == 0.5f) ++ties;
+          if (want != have && ++bad <= 5)
+            ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << " row " << r << " col " << c << ": x " << v
+                          << " cpu " << want << " gpu " << have;
+        }
+      }
+      EXPECT_EQ(bad, 0u) << m << "x" << k;
+      EXPECT_GT(ties, 100u);  // row 0: every value a tie
+      cuda::free_weight(q);
+    }
+  }
+}
+
 // LLM.int8 with 0, 1, many and all columns outliers: the outlier columns
 // found, and the output close to the fp64 product (stated tolerance: the
 // int8 error of the non-outlier part; bf16 output rounding).

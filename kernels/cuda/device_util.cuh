@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <utility>
 
 #include "lowbit/formats/minifloats.hpp"  // fp16: the decoder for NaN inputs
 
@@ -61,9 +63,8 @@ __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
 }
 __device__ __forceinline__ float bf16_lo(std::uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf16_hi(std::uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
-template <bool kKeep = false>
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
-  const uint4 w = ld16<kKeep>(reinterpret_cast<const uint4*>(p));
+// 8 packed 16-bit values (one 16-byte load) → float, exactly.
+__device__ __forceinline__ void unpack8(const uint4& w, const __nv_bfloat16*, float (&v)[8]) {
   v[0] = bf16_lo(w.x); v[1] = bf16_hi(w.x); v[2] = bf16_lo(w.y); v[3] = bf16_hi(w.y);
   v[4] = bf16_lo(w.z); v[5] = bf16_hi(w.z); v[6] = bf16_lo(w.w); v[7] = bf16_hi(w.w);
 }
@@ -74,15 +75,17 @@ __device__ __forceinline__ float f16_to_float(std::uint16_t h) {
   const float f = __half2float(__ushort_as_half(h));
   return f == f ? f : decode<fp16, float>(h);
 }
-template <bool kKeep = false>
-__device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
-  const uint4 w = ld16<kKeep>(reinterpret_cast<const uint4*>(p));
+__device__ __forceinline__ void unpack8(const uint4& w, const __half*, float (&v)[8]) {
   const std::uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     v[2 * i] = f16_to_float(static_cast<std::uint16_t>(ws[i]));
     v[2 * i + 1] = f16_to_float(static_cast<std::uint16_t>(ws[i] >> 16));
   }
+}
+template <bool kKeep = false, class T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  unpack8(ld16<kKeep>(reinterpret_cast<const uint4*>(p)), p, v);
 }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
 __device__ __forceinline__ float load1(const __nv_bfloat16* p) { return __bfloat162float(*p); }
@@ -105,18 +108,58 @@ __device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
   atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
 }
 
-// Max of v over a block of kThreads threads (a multiple of 32), returned to
-// every thread. Non-negative inputs (absolute values): 0 is the identity.
-template <int kThreads>
-__device__ __forceinline__ float block_max(float v) {
-  __shared__ float warp_max[kThreads / 32];
+// Max of v over a block of `threads` threads (a multiple of 32, at most
+// kMaxThreads), returned to every thread. Non-negative inputs (absolute
+// values): 0 is the identity.
+template <int kMaxThreads>
+__device__ __forceinline__ float block_max(float v, int threads = kMaxThreads) {
+  __shared__ float warp_max[kMaxThreads / 32];
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = v;
   __syncthreads();
   float r = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) r = fmaxf(r, warp_max[w]);
+  for (int w = 0; w < threads / 32; ++w) r = fmaxf(r, warp_max[w]);
   __syncthreads();  // warp_max may be reused by the next call
   return r;
+}
+
+// Programmatic dependent launch (sm_90): a kernel started by
+// launch_after_previous_starts() may run while the previous kernel of its
+// stream is still running; wait_for_previous_grid() blocks until that kernel
+// has finished and its writes are visible (a no-op for a normal launch).
+// What a kernel does before the wait must not depend on the previous kernel.
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel (if launched as above) start now.
+__device__ __forceinline__ void allow_next_grid_to_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// LOWBIT_PDL=0 in the environment launches such kernels normally (to measure what the overlap gives).
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOWBIT_PDL");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+template <class... Params, class... Args>
+cudaError_t launch_after_previous_starts(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                                         Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
 inline int sm_count() {

@@ -14,17 +14,32 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kEpilogueRows = 4;      // output rows per epilogue block (more: 118 registers, 25 % occupancy)
 constexpr int kEpilogueCols = 4;      // output columns per epilogue thread (one 16-byte int32 load)
-constexpr int kOutlierChunk = 32;     // outlier columns staged per step
 constexpr int kGatheredCapacity = 512;  // outlier weight columns kept dequantized and contiguous
 
 using detail::load1;
 using detail::store1;
 using detail::block_max;
 
-// int8 = round(x · 127 / absmax), half away from zero, saturated to ±127
+// int8 = round(x · 127 / absmax), half away from zero, saturated to ±127 —
+// kernels/cpu's round_clamp (clamp first, NaN → −127, then round) with no
+// conversion instructions, which run at a quarter of the FP32 rate. The
+// result is the two's-complement int8 in the low byte. floor(|c| + 0.5)
+// comes from two round-toward-zero adds: RZ never rounds past an integer, so
+// the first add's rounding cannot change the floor, and the second leaves it
+// in the low mantissa bits of 1.5·2^23 + floor(·).
+__device__ __forceinline__ std::uint32_t int8_byte(float x, float scale) {
+  const float c = fminf(fmaxf(x * scale, -127.0f), 127.0f);
+  const std::uint32_t n = __float_as_uint(__fadd_rz(__fadd_rz(fabsf(c), 0.5f), 12582912.0f));
+  const std::uint32_t s = static_cast<std::uint32_t>(__float_as_int(c) >> 31);  // 0 or all ones
+  return (n ^ s) - s;
+}
 __device__ __forceinline__ std::int8_t quantize_int8(float x, float scale) {
-  const float q = roundf(x * scale);
-  return static_cast<std::int8_t>(fminf(fmaxf(q, -127.0f), 127.0f));
+  return static_cast<std::int8_t>(int8_byte(x, scale) & 0xFFu);
+}
+
+// Four low bytes into one word, first argument lowest.
+__device__ __forceinline__ std::uint32_t pack_bytes(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+  return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
 }
 
 // Per-row quantization of W: the same rule with threshold +inf.
@@ -101,21 +116,29 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) flag_and_compact_kernel(const T* __restrict__ x, int m, int k, float threshold,
                                                                     std::uint8_t* flags, int k_alloc, int* __restrict__ cols,
                                                                     int* __restrict__ count, unsigned* done) {
+  // The row quantizer may start now: it loads its rows before it waits for the flags.
+  detail::allow_next_grid_to_start();
   const int c8 = (blockIdx.x * kThreads + threadIdx.x) * 8;
   if (c8 < k) {
+    // A bit per column over this thread's rows, flags written once at the
+    // end: a store per outlier element sends every row's store to the same
+    // few L2 lines (M = 8192, 0.1 % outlier columns: 65 536 stores to 8 bytes).
+    unsigned hit = 0u;
+    const int cols = min(8, k - c8);
+#pragma unroll 8
     for (int row = blockIdx.y; row < m; row += gridDim.y) {
       const T* xr = x + static_cast<std::size_t>(row) * k;
       if (k % 8 == 0) {
         float v[8];
         load8(xr + c8, v);
 #pragma unroll
-        for (int e = 0; e < 8; ++e)  // read first: an outlier column holds outliers in most rows
-          if (fabsf(v[e]) >= threshold && flags[c8 + e] == 0) flags[c8 + e] = 1;
+        for (int e = 0; e < 8; ++e) hit |= (fabsf(v[e]) >= threshold ? 1u : 0u) << e;
       } else {
-        for (int c = c8; c < min(c8 + 8, k); ++c)
-          if (fabsf(load1(xr + c)) >= threshold && flags[c] == 0) flags[c] = 1;
+        for (int e = 0; e < cols; ++e) hit |= (fabsf(load1(xr + c8 + e)) >= threshold ? 1u : 0u) << e;
       }
     }
+    for (int e = 0; e < cols; ++e)
+      if ((hit >> e) & 1u) flags[c8 + e] = 1;
   }
   // The last block to arrive compacts (threadfence reduction pattern).
   __shared__ bool last;
@@ -140,36 +163,132 @@ __device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k
   return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
 }
 
+// Where step 1's outlier list and its gathered operands live.
+template <class T>
+struct GatherArgs {
+  const T* w16;
+  const std::int8_t* wq;
+  const float* w_absmax;
+  int n, n_padded, k, k_padded;
+  const int* cols;   // ascending outlier columns
+  const int* count;  // how many
+  float* wc;         // [kGatheredCapacity][n_padded]: W[:, cols[j]] (see outlier_weight)
+  float* xo;         // [m][xo_stride]: X[row, cols[j]] for j < kGatheredCapacity
+  int xo_stride;     // min(k, kGatheredCapacity) rounded up to 4 (16-byte rows)
+};
+
+// The outlier columns of the weight (step 2's extra blocks: `block` counts
+// from 0, blockDim.x columns each).
+template <class T>
+__device__ __forceinline__ void gather_outlier_weights(const GatherArgs<T>& g, int block) {
+  const int col = block * blockDim.x + threadIdx.x;
+  if (col >= g.n_padded) return;
+  const int used = min(*g.count, kGatheredCapacity);
+  // 8 columns at a time, all loads issued before the stores: the weight
+  // reads are one sector each (row-major W), so a loop of dependent
+  // load → store pairs would wait out a DRAM latency per outlier column.
+  for (int j0 = 0; j0 < used; j0 += 8) {
+    float v[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t)
+      v[t] = (j0 + t < used && col < g.n) ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, g.k_padded, col, g.cols[j0 + t]) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < 8; ++t)
+      if (j0 + t < used) g.wc[static_cast<std::size_t>(j0 + t) * g.n_padded + col] = v[t];
+  }
+}
+
+// X[row, col] of an outlier column into xo at its place in the ascending
+// list (binary search; the list is small and the same for every block, so
+// it stays in L1).
+template <class T>
+__device__ __forceinline__ void store_outlier_x(const GatherArgs<T>& g, int row, int col, float v) {
+  int lo = 0, hi = min(*g.count, kGatheredCapacity);
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (__ldg(g.cols + mid) < col) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < min(*g.count, kGatheredCapacity)) g.xo[static_cast<std::size_t>(row) * g.xo_stride + lo] = v;
+}
+
 // Step 2, one launch: blocks 0 … m−1 quantize one row each; the blocks after
 // them gather the outlier weight columns (both need only step 1's list).
 // The row absmax skips outlier columns, whose int8 entries are zero (they go
 // through the 16-bit path), as in kernels/cpu/llm_int8.cpp. flags == nullptr:
-// no outlier columns. With K % 8 == 0 each thread moves 8 elements at a time
-// (16-byte loads, one 8-byte flag load, 8-byte stores); the second pass
-// re-reads the row from cache.
+// no outlier columns.
+//
+// The usual form (K % 8 == 0, K ≤ kResidentMaxK): the block's threads hold
+// the row in registers, kRowChunks 16-byte chunks each (chunk c of the row in
+// thread c mod blockDim.x), so X is read once; 8 flag bytes per chunk.
+constexpr int kRowChunks = 4;
+constexpr int kResidentMaxThreads = 1024;
+constexpr int kResidentMaxK = 8 * kRowChunks * kResidentMaxThreads - 16;  // k_padded's chunks fit too
+template <class T>
+__global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_resident_kernel(
+    const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
+    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, GatherArgs<T> gather) {
+  if (static_cast<int>(blockIdx.x) >= m) {
+    detail::wait_for_previous_grid();  // the outlier list
+    gather_outlier_weights(gather, blockIdx.x - m);
+    return;
+  }
+  const int row = blockIdx.x, chunks = k / 8, padded_chunks = k_padded / 8;
+  const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(row) * k);
+  uint4 raw[kRowChunks];
+  std::uint64_t f[kRowChunks];  // flag bytes, 1 = outlier column
+#pragma unroll
+  for (int i = 0; i < kRowChunks; ++i) {
+    const int c = threadIdx.x + i * blockDim.x;
+    raw[i] = c < chunks ? __ldcs(xr + c) : make_uint4(0u, 0u, 0u, 0u);
+  }
+  detail::wait_for_previous_grid();  // the flags: X's loads above are already in flight
+#pragma unroll
+  for (int i = 0; i < kRowChunks; ++i) {
+    const int c = threadIdx.x + i * blockDim.x;
+    f[i] = (flags && c < chunks) ? *reinterpret_cast<const std::uint64_t*>(flags + 8 * c) : 0ull;
+  }
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kRowChunks; ++i) {
+    float v[8];
+    detail::unpack8(raw[i], x, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) amax = fmaxf(amax, ((f[i] >> (8 * e)) & 0xFFu) ? 0.0f : fabsf(v[e]));
+  }
+  amax = block_max<kResidentMaxThreads>(amax, blockDim.x);
+  const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
+  uint2* qr = reinterpret_cast<uint2*>(q + static_cast<std::size_t>(row) * k_padded);
+#pragma unroll
+  for (int i = 0; i < kRowChunks; ++i) {
+    const int c = threadIdx.x + i * blockDim.x;
+    if (c >= padded_chunks) break;
+    float v[8];
+    detail::unpack8(raw[i], x, v);  // zeros past k
+    std::uint32_t b[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) b[e] = int8_byte(v[e], scale);
+    // outlier columns → 0: flag bytes are 0 or 1, so f · 0xFF masks whole bytes
+    const std::uint64_t keep = ~((f[i] << 8) - f[i]);
+    __stcs(qr + c, make_uint2(pack_bytes(b[0], b[1], b[2], b[3]) & static_cast<std::uint32_t>(keep),
+                              pack_bytes(b[4], b[5], b[6], b[7]) & static_cast<std::uint32_t>(keep >> 32)));
+    if (f[i] != 0ull) {  // outlier columns (rare): their x, in list order, for the epilogue
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if ((f[i] >> (8 * e)) & 0xFFu) store_outlier_x(gather, row, 8 * c + e, v[e]);
+    }
+  }
+  if (threadIdx.x == 0) row_absmax[row] = amax;
+}
+
+// The general form (any K): each row read twice, the second time from cache.
 template <class T>
 __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
-    std::int8_t* __restrict__ q, float* __restrict__ row_absmax,
-    // gather part (flags != nullptr)
-    const T* __restrict__ w16, const std::int8_t* __restrict__ wq, const float* __restrict__ w_absmax, int n,
-    int n_padded, const int* __restrict__ cols, const int* __restrict__ count, float* __restrict__ wc) {
+    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, GatherArgs<T> gather) {
+  detail::wait_for_previous_grid();
   if (static_cast<int>(blockIdx.x) >= m) {
-    const int col = (blockIdx.x - m) * kThreads + threadIdx.x;
-    if (col >= n_padded) return;
-    const int used = min(*count, kGatheredCapacity);
-    // 8 columns at a time, all loads issued before the stores: the weight
-    // reads are one sector each (row-major W), so a loop of dependent
-    // load → store pairs would wait out a DRAM latency per outlier column.
-    for (int j0 = 0; j0 < used; j0 += 8) {
-      float v[8];
-#pragma unroll
-      for (int t = 0; t < 8; ++t)
-        v[t] = (j0 + t < used && col < n) ? outlier_weight(w16, k, wq, w_absmax, k_padded, col, cols[j0 + t]) : 0.0f;
-#pragma unroll
-      for (int t = 0; t < 8; ++t)
-        if (j0 + t < used) wc[static_cast<std::size_t>(j0 + t) * n_padded + col] = v[t];
-    }
+    gather_outlier_weights(gather, blockIdx.x - m);
     return;
   }
   const int row = blockIdx.x;
@@ -210,6 +329,11 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     for (int c = threadIdx.x; c < k_padded; c += kThreads)
       qr[c] = (c < k && (!flags || flags[c] == 0)) ? quantize_int8(load1(xr + c), scale) : std::int8_t{0};
   }
+  if (flags) {
+    const int used = min(*gather.count, kGatheredCapacity);
+    for (int j = threadIdx.x; j < used; j += kThreads)
+      gather.xo[static_cast<std::size_t>(row) * gather.xo_stride + j] = load1(xr + gather.cols[j]);
+  }
   if (threadIdx.x == 0) row_absmax[row] = amax;
 }
 
@@ -217,81 +341,101 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
 // Each thread owns kEpilogueCols consecutive columns of kEpilogueRows rows:
 // 16-byte loads of the int32 product and of the gathered outlier weights,
 // one 8-byte store per row where N % 4 == 0. blockDim.x is 64 … 256 (small M:
-// narrower blocks, so that more SMs take part). Block (0, 0) clears the
-// outlier flags for the next call (quantize_rows has read them).
-template <class T>
-__global__ void __launch_bounds__(kThreads) epilogue_kernel(
+// narrower blocks, so that more SMs take part). Grid: x over row groups, y
+// over column ranges, so the blocks an SM runs one after another share their
+// columns' gathered outlier weights in L1 (with x over columns every block
+// read them from L2 again: 32 KB per block at 8 outlier columns).
+// The int32 loads are issued first and stay in flight through the outlier
+// part. kOutliers = false: plain vector-wise int8 (fewer registers). Block
+// (0, 0) clears the outlier flags for the next call (quantize_rows has read them).
+template <class T, bool kOutliers>
+__global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
-    const float* __restrict__ w_absmax, const T* __restrict__ x, int k, int k_padded, const std::int8_t* __restrict__ wq,
-    const T* __restrict__ w16, const float* __restrict__ wc, const int* __restrict__ cols,
-    const int* __restrict__ count_ptr, std::uint8_t* __restrict__ flags, T* __restrict__ y, int m, int n) {
-  __shared__ float outlier_x[kEpilogueRows][kOutlierChunk];
-  const int col0 = (blockIdx.x * blockDim.x + threadIdx.x) * kEpilogueCols;
-  const int m0 = blockIdx.y * kEpilogueRows;
+    const float* __restrict__ w_absmax, const T* __restrict__ x, int k, GatherArgs<T> g, std::uint8_t* __restrict__ flags,
+    T* __restrict__ y, int m, int n) {
+  const int col0 = (blockIdx.y * blockDim.x + threadIdx.x) * kEpilogueCols;
+  const int m0 = blockIdx.x * kEpilogueRows;
+  const bool active = col0 < n;
+  // Written before the GEMM started: safe to read before the wait.
+  float ra[kEpilogueRows], ca[kEpilogueCols];  // w_absmax has n_padded entries: col0 + 3 is in range
+#pragma unroll
+  for (int i = 0; i < kEpilogueRows; ++i) ra[i] = m0 + i < m ? row_absmax[m0 + i] : 0.0f;
+#pragma unroll
+  for (int c = 0; c < kEpilogueCols; ++c) ca[c] = active ? w_absmax[col0 + c] : 0.0f;
+  detail::wait_for_previous_grid();  // the GEMM's int32 product
+  int4 qv[kEpilogueRows];
+#pragma unroll
+  for (int i = 0; i < kEpilogueRows; ++i) {
+    const int row = m0 + i;
+    // n_padded % 16 == 0 and col0 % 4 == 0: an aligned 16-byte load.
+    qv[i] = (active && row < m) ? __ldcs(reinterpret_cast<const int4*>(c32 + static_cast<std::size_t>(row) * n_padded + col0))
+                                : make_int4(0, 0, 0, 0);
+  }
   float acc[kEpilogueRows][kEpilogueCols] = {};
-  const int count = count_ptr ? *count_ptr : 0;
-  if (flags && blockIdx.x == 0 && blockIdx.y == 0)
-    for (int j = threadIdx.x; j < count; j += blockDim.x) flags[cols[j]] = 0;
-  for (int j0 = 0; j0 < count; j0 += kOutlierChunk) {
-    const int chunk = min(kOutlierChunk, count - j0);
-    for (int e = threadIdx.x; e < kEpilogueRows * kOutlierChunk; e += blockDim.x) {
-      const int i = e / kOutlierChunk, jj = e % kOutlierChunk, row = m0 + i;
-      outlier_x[i][jj] = (jj < chunk && row < m) ? load1(x + static_cast<std::size_t>(row) * k + cols[j0 + jj]) : 0.0f;
+  if constexpr (kOutliers) {
+    const int count = *g.count, direct = min(count, kGatheredCapacity);
+    if (blockIdx.x == 0 && blockIdx.y == 0)
+      for (int j = threadIdx.x; j < count; j += blockDim.x) flags[g.cols[j]] = 0;
+    // 4 outlier columns per step: each row's 4 x values in one 16-byte load
+    // of xo, the 4 columns' weights in four of wc — independent loads, hits
+    // in L1 after the first block on this SM (every block of the same rows or
+    // columns reads the same lines). (2 per step: 1160 instead of 1100 µs at
+    // M = K = N = 8192, H200.)
+    for (int j0 = 0; j0 < direct; j0 += 4) {
+      float xv[kEpilogueRows][4], wv[4][kEpilogueCols];
+#pragma unroll
+      for (int i = 0; i < kEpilogueRows; ++i) {
+        const float4 v = m0 + i < m ? __ldg(reinterpret_cast<const float4*>(g.xo + static_cast<std::size_t>(m0 + i) * g.xo_stride + j0))
+                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        // past `direct` xo holds stale values: 0 there (the weights may be stale too)
+        xv[i][0] = v.x; xv[i][1] = j0 + 1 < direct ? v.y : 0.0f;
+        xv[i][2] = j0 + 2 < direct ? v.z : 0.0f; xv[i][3] = j0 + 3 < direct ? v.w : 0.0f;
+      }
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        // col0 + 3 < n_padded: zeros past n
+        const float4 w4 = (active && j0 + t < direct)
+                              ? __ldg(reinterpret_cast<const float4*>(g.wc + static_cast<std::size_t>(j0 + t) * n_padded + col0))
+                              : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        wv[t][0] = w4.x; wv[t][1] = w4.y; wv[t][2] = w4.z; wv[t][3] = w4.w;
+      }
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+#pragma unroll
+        for (int i = 0; i < kEpilogueRows; ++i)
+#pragma unroll
+          for (int c = 0; c < kEpilogueCols; ++c) acc[i][c] = fmaf(xv[i][t], wv[t][c], acc[i][c]);
     }
-    __syncthreads();
-    if (col0 < n) {
-      // 4 outlier columns per step, their weight loads issued together
-      // (outlier_x is 0 past `chunk`, and so are the weights loaded there).
-      for (int jj = 0; jj < chunk; jj += 4) {
-        float wv[4][kEpilogueCols];
+    // Past the gathered capacity (more than 512 outlier columns): straight from X and W.
+    for (int j = direct; j < count && active; ++j) {
+      const int col = g.cols[j];
 #pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          const int j = j0 + jj + t;
-          if (jj + t >= chunk) {
+      for (int i = 0; i < kEpilogueRows; ++i) {
+        if (m0 + i >= m) break;
+        const float xv = load1(x + static_cast<std::size_t>(m0 + i) * k + col);
 #pragma unroll
-            for (int c = 0; c < kEpilogueCols; ++c) wv[t][c] = 0.0f;
-          } else if (j < kGatheredCapacity) {  // col0 + 3 < n_padded: zeros past n
-            const float4 w4 = __ldg(reinterpret_cast<const float4*>(wc + static_cast<std::size_t>(j) * n_padded + col0));
-            wv[t][0] = w4.x; wv[t][1] = w4.y; wv[t][2] = w4.z; wv[t][3] = w4.w;
-          } else {
-#pragma unroll
-            for (int c = 0; c < kEpilogueCols; ++c)
-              wv[t][c] = col0 + c < n ? outlier_weight(w16, k, wq, w_absmax, k_padded, col0 + c, cols[j]) : 0.0f;
-          }
-        }
-#pragma unroll
-        for (int t = 0; t < 4; ++t)
-#pragma unroll
-          for (int i = 0; i < kEpilogueRows; ++i)
-#pragma unroll
-            for (int c = 0; c < kEpilogueCols; ++c) acc[i][c] = fmaf(outlier_x[i][jj + t], wv[t][c], acc[i][c]);
+        for (int c = 0; c < kEpilogueCols; ++c)
+          if (col0 + c < n) acc[i][c] = fmaf(xv, outlier_weight(g.w16, k, g.wq, g.w_absmax, g.k_padded, col0 + c, col), acc[i][c]);
       }
     }
-    __syncthreads();
   }
-  if (col0 >= n) return;
+  if (!active) return;
   constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
-  float ca[kEpilogueCols];  // w_absmax has n_padded entries: col0 + 3 is in range
-#pragma unroll
-  for (int c = 0; c < kEpilogueCols; ++c) ca[c] = w_absmax[col0 + c];
 #pragma unroll
   for (int i = 0; i < kEpilogueRows; ++i) {
     const int row = m0 + i;
     if (row >= m) break;
-    // n_padded % 16 == 0 and col0 % 4 == 0: an aligned 16-byte load.
-    const int4 q = __ldcs(reinterpret_cast<const int4*>(c32 + static_cast<std::size_t>(row) * n_padded + col0));
-    const int qv[kEpilogueCols] = {q.x, q.y, q.z, q.w};
-    const float ra = row_absmax[row];
+    const int q[kEpilogueCols] = {qv[i].x, qv[i].y, qv[i].z, qv[i].w};
     alignas(8) T out[kEpilogueCols];
 #pragma unroll
     for (int c = 0; c < kEpilogueCols; ++c) {
       // The CPU reference's dequantization, operation for operation (no FMA).
-      const float dq = __fmul_rn(static_cast<float>(qv[c]), __fmul_rn(__fmul_rn(ra, ca[c]), inv_127_sq));
+      const float dq = __fmul_rn(static_cast<float>(q[c]), __fmul_rn(__fmul_rn(ra[i], ca[c]), inv_127_sq));
       store1(out + c, dq + acc[i][c]);
     }
     T* yr = y + static_cast<std::size_t>(row) * n + col0;
     if (n % kEpilogueCols == 0) {
-      *reinterpret_cast<uint2*>(yr) = *reinterpret_cast<const uint2*>(out);
+      __stcs(reinterpret_cast<uint2*>(yr), *reinterpret_cast<const uint2*>(out));
     } else {
       for (int c = 0; c < kEpilogueCols && col0 + c < n; ++c) yr[c] = out[c];
     }
@@ -363,10 +507,14 @@ LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m
   check_cuda(cudaMalloc(&count_, sizeof(int)), "cudaMalloc(outlier count)");
   check_cuda(cudaMalloc(&gathered_, sizeof(float) * static_cast<std::size_t>(std::min(w.k, kGatheredCapacity)) * w.n_padded),
              "cudaMalloc(gathered outlier weights)");
+  check_cuda(cudaMalloc(&outlier_x_, sizeof(float) * static_cast<std::size_t>(max_m) * outlier_x_stride()),
+             "cudaMalloc(gathered outlier activations)");
   check_cuda(cudaMemset(flags_, 0, static_cast<std::size_t>(round_up(w.k, 16))), "memset flags");  // the epilogue keeps them clear
   check_cuda(cudaMemset(done_, 0, sizeof(unsigned)), "memset counter");
   check_cuda(cudaMemset(count_, 0, sizeof(int)), "memset count");
 }
+
+int LlmInt8Layer::outlier_x_stride() const { return round_up(std::min(w_.k, kGatheredCapacity), 4); }
 
 LlmInt8Layer::~LlmInt8Layer() {
   cudaFree(x_int8_);
@@ -377,28 +525,48 @@ LlmInt8Layer::~LlmInt8Layer() {
   cudaFree(cols_);
   cudaFree(count_);
   cudaFree(gathered_);
+  cudaFree(outlier_x_);
 }
 
 void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   if (m <= 0 || m > max_m_)
     throw std::invalid_argument("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
   const bool find_outliers = threshold_ < std::numeric_limits<float>::infinity();
+  auto outlier_args = [&](auto t) {
+    using T = decltype(t);
+    return GatherArgs<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
+                         cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
+  };
   const int gather_blocks = find_outliers ? (w_.n_padded + kThreads - 1) / kThreads : 0;
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     const T* xt = static_cast<const T*>(x);
     if (find_outliers) {
-      // ≤ ~4 blocks per SM in all: the completion counter takes one atomic per block
+      // ≤ ~8 blocks per SM in all (a full SM of threads; the completion counter takes one atomic per block)
       const unsigned gx = static_cast<unsigned>((w_.k + kThreads * 8 - 1) / (kThreads * 8));
-      const unsigned gy = std::max(1u, std::min(static_cast<unsigned>(m), 4u * detail::sm_count() / gx));
+      const unsigned gy = std::max(1u, std::min(static_cast<unsigned>(m), 8u * detail::sm_count() / gx));
       flag_and_compact_kernel<T><<<dim3(gx, gy), kThreads, 0, stream>>>(xt, m, w_.k, threshold_, flags_,
                                                                        round_up(w_.k, 16), cols_, count_, done_);
       check_cuda(cudaGetLastError(), "flag_and_compact_kernel");
     }
-    quantize_rows_kernel<T><<<m + gather_blocks, kThreads, 0, stream>>>(
-        xt, m, w_.k, w_.k_padded, find_outliers ? flags_ : nullptr, x_int8_, row_absmax_, static_cast<const T*>(w16_),
-        w_.data, w_.absmax, w_.n, w_.n_padded, cols_, count_, gathered_);
-    check_cuda(cudaGetLastError(), "quantize_rows_kernel");
+    const GatherArgs<T> gather = outlier_args(T{});
+    const std::uint8_t* flags = find_outliers ? flags_ : nullptr;
+    if (w_.k % 8 == 0 && w_.k <= kResidentMaxK) {
+      // Enough threads that each holds ≤ kRowChunks chunks; with few rows,
+      // one chunk each (more threads per row: the rows are all there is).
+      const int padded_chunks = w_.k_padded / 8;
+      const int per_thread = m < 2 * detail::sm_count() ? 1 : kRowChunks;
+      const int threads = std::clamp(round_up((padded_chunks + per_thread - 1) / per_thread, 32), 64, kResidentMaxThreads);
+      const int gather_blocks_here = find_outliers ? (w_.n_padded + threads - 1) / threads : 0;
+      check_cuda(detail::launch_after_previous_starts(quantize_rows_resident_kernel<T>, dim3(m + gather_blocks_here),
+                                                      dim3(threads), stream, xt, m, w_.k, w_.k_padded, flags, x_int8_,
+                                                      row_absmax_, gather),
+                 "quantize_rows_resident_kernel");
+    } else {
+      check_cuda(detail::launch_after_previous_starts(quantize_rows_kernel<T>, dim3(m + gather_blocks), dim3(kThreads),
+                                                      stream, xt, m, w_.k, w_.k_padded, flags, x_int8_, row_absmax_, gather),
+                 "quantize_rows_kernel");
+    }
   });
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
   // Narrower blocks when there are few output tiles, so that every SM works.
@@ -408,15 +576,15 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   int threads = kThreads;
   while (threads > 64 && blocks_for(threads) < 2 * detail::sm_count()) threads /= 2;
   const int cols_per_block = threads * kEpilogueCols;
-  const dim3 grid((w_.n + cols_per_block - 1) / cols_per_block, (m + kEpilogueRows - 1) / kEpilogueRows);
+  const dim3 grid((m + kEpilogueRows - 1) / kEpilogueRows, (w_.n + cols_per_block - 1) / cols_per_block);
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
-    epilogue_kernel<T><<<grid, threads, 0, stream>>>(c32_, w_.n_padded, row_absmax_, w_.absmax, static_cast<const T*>(x),
-                                                     w_.k, w_.k_padded, w_.data, static_cast<const T*>(w16_), gathered_,
-                                                     cols_, find_outliers ? count_ : nullptr,
-                                                     find_outliers ? flags_ : nullptr, static_cast<T*>(y), m, w_.n);
+    auto kernel = find_outliers ? epilogue_kernel<T, true> : epilogue_kernel<T, false>;
+    check_cuda(detail::launch_after_previous_starts(kernel, grid, dim3(threads), stream, c32_, w_.n_padded, row_absmax_,
+                                                    w_.absmax, static_cast<const T*>(x), w_.k, outlier_args(T{}), flags_,
+                                                    static_cast<T*>(y), m, w_.n),
+               "epilogue_kernel");
   });
-  check_cuda(cudaGetLastError(), "epilogue_kernel");
 }
 
 }  // namespace lowbit::cuda

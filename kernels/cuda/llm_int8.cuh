@@ -95,7 +95,9 @@ class LlmInt8Layer {
   unsigned* done_ = nullptr;       // flag kernel's completion counter; 0 between calls
   int* cols_ = nullptr;
   int* count_ = nullptr;
-  float* gathered_ = nullptr;  // outlier weight columns, [min(k, 512)][n_padded] fp32
+  float* gathered_ = nullptr;   // outlier weight columns, [min(k, 512)][n_padded] fp32
+  float* outlier_x_ = nullptr;  // outlier activation columns, [max_m][outlier_x_stride()] fp32
+  int outlier_x_stride() const;
 };
 
 }  // namespace lowbit::cuda
