@@ -343,7 +343,8 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         Dev<std::uint16_t> xd(M * K), yd(M * N);
         xd.up(x16.data());
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
-                             cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers}) {
+                             cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
+                             cuda::Gemm4Variant::cores}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));

@@ -472,6 +472,7 @@ void run_gemm(Bench& b) {
         if (primary) {
           runs.push_back({"lowbit-pipe", DType::bf16, Gemm4Variant::pipelined});
           if (M <= 16) runs.push_back({"lowbit-pipe16", DType::bf16, Gemm4Variant::pipelined16});
+          if (M == 1) runs.push_back({"lowbit-cores", DType::bf16, Gemm4Variant::cores});
           runs.push_back({"lowbit-v1", DType::bf16, Gemm4Variant::registers});
         }
         for (const Run& r : runs) {

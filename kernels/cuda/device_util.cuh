@@ -147,9 +147,12 @@ inline bool pdl_enabled() {
   }();
   return on;
 }
+// overlap = false: a normal launch (the caller's judgement: measured, an
+// early start pays for a kernel of one wave, where launch latency is a large
+// part of its time, not for one of many waves).
 template <class... Params, class... Args>
-cudaError_t launch_after_previous_starts(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                                         Args&&... args) {
+cudaError_t launch_after_previous_starts(bool overlap, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                         cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
@@ -158,7 +161,7 @@ cudaError_t launch_after_previous_starts(void (*kernel)(Params...), dim3 grid, d
   cfg.blockDim = block;
   cfg.stream = stream;
   cfg.attrs = &attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cfg.numAttrs = overlap && pdl_enabled() ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 

@@ -17,6 +17,8 @@
 // lane (32 KB: word = byte·32 + lane), so the lookups never conflict on banks.
 #include "kernels/cuda/gemm4.cuh"
 
+#include <type_traits>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -434,8 +436,165 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
   return static_cast<int>(cudaGetLastError());
 }
 
+// ---------------------------------------------------------------- M = 1 on the CUDA cores
+//
+// One token: m16n8k16 would leave 7 of its 8 token columns empty, so the
+// decode GEMV runs on the FP32 units instead. A warp owns kCoreRows rows and
+// all of K; per 1024-element step each lane loads 16 code bytes of each row
+// (32 weights: one block) and the 32 matching x values (an L1 hit: every warp
+// reads the same x), looks each byte up in the 256-entry table of bf16 value
+// pairs and accumulates in fp32; each lane's 32-product sum is multiplied by
+// its block scale, as the chunk sums are above. The weights and scales of the
+// next kCoreAhead steps are in flight during a step's arithmetic. A warp's
+// lanes meet in shuffles: no shared-memory reduction. bf16 only (an fp16
+// pair would need conversion instructions to become fp32).
+//
+// The table has a 256-byte row per byte value, lane l's copy of the pair at
+// byte 4l (the upper half unused): the address byte · 256 + 4l is one PRMT of
+// the code word and a register holding 4l, and no two lanes share a bank.
+// Per code byte: PRMT, LDS, 2 unpacks, 2 FFMA.
+constexpr int kCoreRows = 4;
+constexpr int kCoreWarps = 8;
+constexpr int kCoreLutBytes = 256 * 256;
+
+struct CoreStep {
+  uint4 w[kCoreRows];  // 16 code bytes per row
+  float s[kCoreRows];  // block scales (plain); dq: the 256-block absmax
+  std::uint32_t dq_code[kCoreRows];
+};
+
+template <int kCoreAhead>
+__global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv4_cores_kernel(
+    const __nv_bfloat16* __restrict__ x, const std::uint8_t* __restrict__ codes, BlockScales sc, std::size_t block,
+    int block_shift, int N, int K, Table16 t, Dyn8Table dq_table, __nv_bfloat16* __restrict__ y) {
+  extern __shared__ __align__(16) unsigned char core_smem[];
+  __shared__ float values[16];
+  __shared__ float dyn8[256];
+  const int tid = threadIdx.x, lane = tid & 31;
+  const bool dq = sc.dq_codes != nullptr;
+  const unsigned blk = static_cast<unsigned>(block);
+  const int row0 = (blockIdx.x * kCoreWarps + (tid >> 5)) * kCoreRows;
+  const int steps = (K + 1023) / 1024;
+  const unsigned row_bytes = static_cast<unsigned>(K) / 2u;
+
+  // Step s of this lane: elements k0 … k0 + 31 of its rows (none past K).
+  auto load = [&](int step, CoreStep& d) {
+    const unsigned k0 = static_cast<unsigned>(step) * 1024u + lane * 32u;
+    const bool in = k0 < static_cast<unsigned>(K);
+#pragma unroll
+    for (int r = 0; r < kCoreRows; ++r) {
+      const int row = row0 + r;
+      const bool ok = in && row < N;
+      d.w[r] = ok ? __ldcs(reinterpret_cast<const uint4*>(codes + static_cast<unsigned>(row) * row_bytes + k0 / 2u))
+                  : make_uint4(0u, 0u, 0u, 0u);
+      const unsigned e = static_cast<unsigned>(ok ? row : 0) * static_cast<unsigned>(K) + (in ? k0 : 0u);
+      const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
+      if (dq) {
+        d.dq_code[r] = ok ? sc.dq_codes[b] : 0u;
+        d.s[r] = ok ? sc.dq_absmax[b >> 8] : 0.0f;
+      } else {
+        d.s[r] = ok ? sc.absmax[b] : 0.0f;
+      }
+    }
+  };
+  CoreStep buf[kCoreAhead + 1];
+  if (row0 < N)
+#pragma unroll
+    for (int i = 0; i < kCoreAhead; ++i)
+      if (i < steps) load(i, buf[i]);
+
+  if (tid < 16) values[tid] = t.value[tid];
+  if (dq)
+    for (int i = tid; i < 256; i += kCoreWarps * 32) dyn8[i] = dq_table.v[i];
+  __syncthreads();
+  std::uint32_t* lut = reinterpret_cast<std::uint32_t*>(core_smem);
+  for (int f = tid; f < 256 * 32; f += kCoreWarps * 32) {
+    const int byte = f >> 5;  // word byte · 64 + lane
+    lut[byte * 64 + (f & 31)] = pack2<__nv_bfloat16>(values[byte >> 4], values[byte & 15]);  // high nibble low
+  }
+  __syncthreads();
+  if (row0 >= N) return;
+
+  const std::uint32_t lane4 = lane * 4u;  // PRMT source: byte 0 = 4·lane, byte 1 = 0
+  float acc[kCoreRows] = {};
+  auto compute = [&](int step, const CoreStep& d) {
+    const unsigned k0 = static_cast<unsigned>(step) * 1024u + lane * 32u;
+    if (k0 >= static_cast<unsigned>(K)) return;  // the last step of a K that is not a multiple of 1024
+    uint4 xv[4];
+    const uint4* xp = reinterpret_cast<const uint4*>(x + k0);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) xv[i] = __ldg(xp + i);
+    const std::uint32_t xw[16] = {xv[0].x, xv[0].y, xv[0].z, xv[0].w, xv[1].x, xv[1].y, xv[1].z, xv[1].w,
+                                  xv[2].x, xv[2].y, xv[2].z, xv[2].w, xv[3].x, xv[3].y, xv[3].z, xv[3].w};
+    float part[kCoreRows] = {};
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {  // code byte j: elements 2j (high nibble) and 2j + 1
+      const float x0 = detail::bf16_lo(xw[j]), x1 = detail::bf16_hi(xw[j]);
+#pragma unroll
+      for (int r = 0; r < kCoreRows; ++r) {
+        const uint4& w = d.w[r];
+        const std::uint32_t word = j < 4 ? w.x : j < 8 ? w.y : j < 12 ? w.z : w.w;
+        // result byte 0 = 4·lane, byte 1 = code byte j % 4, bytes 2–3 = 0
+        const unsigned off = __byte_perm(word, lane4, 0x5504u | ((j & 3u) << 4));
+        const std::uint32_t pair = *reinterpret_cast<const std::uint32_t*>(core_smem + off);
+        part[r] = fmaf(detail::bf16_lo(pair), x0, part[r]);
+        part[r] = fmaf(detail::bf16_hi(pair), x1, part[r]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kCoreRows; ++r) {
+      const float s = dq ? __fadd_rn(__fmul_rn(dyn8[d.dq_code[r]], d.s[r]), sc.dq_offset) : d.s[r];
+      acc[r] = fmaf(part[r], s, acc[r]);
+    }
+  };
+  // A ring of kCoreAhead + 1 buffers with compile-time indices (the loop is
+  // unrolled over the ring), so no registers are copied between steps.
+  for (int step = 0; step < steps; step += kCoreAhead + 1) {
+#pragma unroll
+    for (int u = 0; u <= kCoreAhead; ++u) {
+      if (step + u >= steps) break;
+      if (step + u + kCoreAhead < steps) load(step + u + kCoreAhead, buf[(u + kCoreAhead) % (kCoreAhead + 1)]);
+      compute(step + u, buf[u]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kCoreRows; ++r)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+  if (lane < kCoreRows && row0 + lane < N) {
+    float v = acc[0];
+#pragma unroll
+    for (int r = 1; r < kCoreRows; ++r)
+      if (lane == r) v = acc[r];
+    y[row0 + lane] = __float2bfloat16_rn(v);
+  }
+}
+
+template <int kAhead>
+int launch_cores_t(const __nv_bfloat16* x, const Weight4& w, int shift, const Dyn8Table& dq, __nv_bfloat16* y,
+                   cudaStream_t st, unsigned grid) {
+  const auto kernel = gemv4_cores_kernel<kAhead>;
+  static const int attr_rc =
+      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kCoreLutBytes));
+  if (attr_rc != 0) return attr_rc;
+  kernel<<<grid, kCoreWarps * 32, kCoreLutBytes, st>>>(x, w.codes, w.scales, w.block, shift, static_cast<int>(w.N),
+                                                      static_cast<int>(w.K), w.table, dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+// Two steps ahead (2 CTAs of 122 registers per SM) where the grid is at most
+// two CTAs per SM anyway, else one step ahead (3 CTAs of 80 registers): the
+// faster of the two at each of the 5 LLM shapes (H200; kernels/NOTES.md). A
+// table of fp32 values (two LDS per byte, no unpacking) was 10–20 % slower.
+int launch_cores(const __nv_bfloat16* x, const Weight4& w, int shift, const Dyn8Table& dq, __nv_bfloat16* y,
+                 cudaStream_t st) {
+  const unsigned grid = static_cast<unsigned>((w.N + kCoreRows * kCoreWarps - 1) / (kCoreRows * kCoreWarps));
+  return grid <= 2u * static_cast<unsigned>(detail::sm_count()) ? launch_cores_t<2>(x, w, shift, dq, y, st, grid)
+                                                                 : launch_cores_t<1>(x, w, shift, dq, y, st, grid);
+}
+
 template <class ActT>
 int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st, Gemm4Variant variant) {
+  constexpr bool kBf16 = std::is_same_v<ActT, __nv_bfloat16>;
   static const Dyn8Table dq = [] {
     Dyn8Table d{};
     for (int i = 0; i < 256; ++i) d.v[i] = dyn8_values[i];
@@ -456,8 +615,12 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     // Measured (H200, kernels/NOTES.md): 16 warps per CTA are the fastest at M <= 4 on 4 of
     // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
     if (v == Gemm4Variant::automatic)
-      v = m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers);
-    if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
+      v = m == 1 && kBf16 ? Gemm4Variant::cores
+                          : (m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers));
+    if (v == Gemm4Variant::cores && !(m == 1 && kBf16 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
+    if (v == Gemm4Variant::cores) {
+      if constexpr (kBf16) rc = launch_cores(xm, w, shift, dq, ym, st);
+    } else if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
       if (m <= 8) rc = launch_pipe<ActT, 1, 16, 3>(xm, m, w, shift, dq, ym, st);
       else rc = launch_pipe<ActT, 2, 16, 3>(xm, m, w, shift, dq, ym, st);
     } else if (v != Gemm4Variant::registers && pipe_ok) {
