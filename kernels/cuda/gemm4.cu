@@ -17,7 +17,6 @@
 // lane (32 KB: word = byte·32 + lane), so the lookups never conflict on banks.
 #include "kernels/cuda/gemm4.cuh"
 
-#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -446,8 +445,8 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
 // pairs and accumulates in fp32; each lane's 32-product sum is multiplied by
 // its block scale, as the chunk sums are above. The weights and scales of the
 // next kCoreAhead steps are in flight during a step's arithmetic. A warp's
-// lanes meet in shuffles: no shared-memory reduction. bf16 only (an fp16
-// pair would need conversion instructions to become fp32).
+// lanes meet in shuffles: no shared-memory reduction. bf16 or fp16 (an fp16
+// pair becomes fp32 through HADD2.F32, not the conversion unit).
 //
 // The table has a 256-byte row per byte value, lane l's copy of the pair at
 // byte 4l (the upper half unused): the address byte · 256 + 4l is one PRMT of
@@ -463,10 +462,21 @@ struct CoreStep {
   std::uint32_t dq_code[kCoreRows];
 };
 
-template <int kCoreAhead>
+// Two 16-bit values of a word (the lower address in the low half) as fp32.
+__device__ __forceinline__ void unpack2(std::uint32_t w, __nv_bfloat16*, float& lo, float& hi) {
+  lo = detail::bf16_lo(w);
+  hi = detail::bf16_hi(w);
+}
+__device__ __forceinline__ void unpack2(std::uint32_t w, __half*, float& lo, float& hi) {
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));  // two HADD2.F32
+  lo = f.x;
+  hi = f.y;
+}
+
+template <class ActT, int kCoreAhead>
 __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv4_cores_kernel(
-    const __nv_bfloat16* __restrict__ x, const std::uint8_t* __restrict__ codes, BlockScales sc, std::size_t block,
-    int block_shift, int N, int K, Table16 t, Dyn8Table dq_table, __nv_bfloat16* __restrict__ y) {
+    const ActT* __restrict__ x, const std::uint8_t* __restrict__ codes, BlockScales sc, std::size_t block,
+    int block_shift, int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
   extern __shared__ __align__(16) unsigned char core_smem[];
   __shared__ float values[16];
   __shared__ float dyn8[256];
@@ -510,7 +520,7 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
   std::uint32_t* lut = reinterpret_cast<std::uint32_t*>(core_smem);
   for (int f = tid; f < 256 * 32; f += kCoreWarps * 32) {
     const int byte = f >> 5;  // word byte · 64 + lane
-    lut[byte * 64 + (f & 31)] = pack2<__nv_bfloat16>(values[byte >> 4], values[byte & 15]);  // high nibble low
+    lut[byte * 64 + (f & 31)] = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
   }
   __syncthreads();
   if (row0 >= N) return;
@@ -529,7 +539,8 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
     float part[kCoreRows] = {};
 #pragma unroll
     for (int j = 0; j < 16; ++j) {  // code byte j: elements 2j (high nibble) and 2j + 1
-      const float x0 = detail::bf16_lo(xw[j]), x1 = detail::bf16_hi(xw[j]);
+      float x0, x1;
+      unpack2(xw[j], y, x0, x1);
 #pragma unroll
       for (int r = 0; r < kCoreRows; ++r) {
         const uint4& w = d.w[r];
@@ -537,8 +548,10 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
         // result byte 0 = 4·lane, byte 1 = code byte j % 4, bytes 2–3 = 0
         const unsigned off = __byte_perm(word, lane4, 0x5504u | ((j & 3u) << 4));
         const std::uint32_t pair = *reinterpret_cast<const std::uint32_t*>(core_smem + off);
-        part[r] = fmaf(detail::bf16_lo(pair), x0, part[r]);
-        part[r] = fmaf(detail::bf16_hi(pair), x1, part[r]);
+        float v0, v1;
+        unpack2(pair, y, v0, v1);
+        part[r] = fmaf(v0, x0, part[r]);
+        part[r] = fmaf(v1, x1, part[r]);
       }
     }
 #pragma unroll
@@ -566,14 +579,14 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
 #pragma unroll
     for (int r = 1; r < kCoreRows; ++r)
       if (lane == r) v = acc[r];
-    y[row0 + lane] = __float2bfloat16_rn(v);
+    store_act<ActT>(y + row0 + lane, v);
   }
 }
 
-template <int kAhead>
-int launch_cores_t(const __nv_bfloat16* x, const Weight4& w, int shift, const Dyn8Table& dq, __nv_bfloat16* y,
-                   cudaStream_t st, unsigned grid) {
-  const auto kernel = gemv4_cores_kernel<kAhead>;
+template <class ActT, int kAhead>
+int launch_cores_t(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st,
+                   unsigned grid) {
+  const auto kernel = gemv4_cores_kernel<ActT, kAhead>;
   static const int attr_rc =
       static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kCoreLutBytes));
   if (attr_rc != 0) return attr_rc;
@@ -585,16 +598,15 @@ int launch_cores_t(const __nv_bfloat16* x, const Weight4& w, int shift, const Dy
 // two CTAs per SM anyway, else one step ahead (3 CTAs of 80 registers): the
 // faster of the two at each of the 5 LLM shapes (H200; kernels/NOTES.md). A
 // table of fp32 values (two LDS per byte, no unpacking) was 10–20 % slower.
-int launch_cores(const __nv_bfloat16* x, const Weight4& w, int shift, const Dyn8Table& dq, __nv_bfloat16* y,
-                 cudaStream_t st) {
+template <class ActT>
+int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
   const unsigned grid = static_cast<unsigned>((w.N + kCoreRows * kCoreWarps - 1) / (kCoreRows * kCoreWarps));
-  return grid <= 2u * static_cast<unsigned>(detail::sm_count()) ? launch_cores_t<2>(x, w, shift, dq, y, st, grid)
-                                                                 : launch_cores_t<1>(x, w, shift, dq, y, st, grid);
+  return grid <= 2u * static_cast<unsigned>(detail::sm_count()) ? launch_cores_t<ActT, 2>(x, w, shift, dq, y, st, grid)
+                                                                 : launch_cores_t<ActT, 1>(x, w, shift, dq, y, st, grid);
 }
 
 template <class ActT>
 int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st, Gemm4Variant variant) {
-  constexpr bool kBf16 = std::is_same_v<ActT, __nv_bfloat16>;
   static const Dyn8Table dq = [] {
     Dyn8Table d{};
     for (int i = 0; i < 256; ++i) d.v[i] = dyn8_values[i];
@@ -615,11 +627,11 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     // Measured (H200, kernels/NOTES.md): 16 warps per CTA are the fastest at M <= 4 on 4 of
     // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
     if (v == Gemm4Variant::automatic)
-      v = m == 1 && kBf16 ? Gemm4Variant::cores
+      v = m == 1 ? Gemm4Variant::cores
                           : (m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers));
-    if (v == Gemm4Variant::cores && !(m == 1 && kBf16 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
+    if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::cores) {
-      if constexpr (kBf16) rc = launch_cores(xm, w, shift, dq, ym, st);
+      rc = launch_cores(xm, w, shift, dq, ym, st);
     } else if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
       if (m <= 8) rc = launch_pipe<ActT, 1, 16, 3>(xm, m, w, shift, dq, ym, st);
       else rc = launch_pipe<ActT, 2, 16, 3>(xm, m, w, shift, dq, ym, st);

@@ -17,8 +17,8 @@
 // each chunk's sum is multiplied by its fp32 block scale in fp32; y is
 // rounded once to the activation type. So y matches an fp64 reference of the
 // dequantized weight to about 2^-8 relative (bf16) / 2^-10 (fp16) of the
-// row's |x|·|w| sum; the tests state the tolerance. The M = 1 bf16 kernel
-// (`cores`) multiplies the same bf16-rounded values on the FP32 units: exact
+// row's |x|·|w| sum; the tests state the tolerance. The M = 1 kernel
+// (`cores`) multiplies the same rounded values on the FP32 units: exact
 // products, fp32 sums in another order, the same bound.
 //
 // Requirements: K % 64 == 0, block % 64 == 0, x and y 16-byte aligned,
@@ -42,9 +42,9 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  cores for M = 1 (bf16), pipelined16 for M <= 4, pipelined for M <= 16, registers above
+//   automatic  cores for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers above
 //              (the fastest, measured)
-//   cores      M = 1, bf16: the FP32 units instead of the tensor cores, 4 rows per warp (others: pipelined16)
+//   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
 //   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
