@@ -276,6 +276,53 @@ TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
   cudaStreamDestroy(stream);
 }
 
+// One layer, two calls with different outlier columns (the second graph
+// replay after the first), against a fresh layer on the second input: no
+// state of the first call (flags, lists, gathered columns) leaks into the
+// second.
+TEST(CudaLlmInt8, SecondCallWithOtherOutliersMatchesAFreshLayer) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  const int m = 96, k = 1024, n = 512;
+  const Data xa = make(m, k, 1.0, 81, {3, 700, 701});
+  const Data xb = make(m, k, 1.0, 82, {12, 500});
+  const Data w = make(n, k, 0.05, 83);
+  DeviceBuffer<std::uint16_t> da(xa.bits.size()), db(xb.bits.size()), dw(w.bits.size()),
+      ya(static_cast<std::size_t>(m) * n), yb(static_cast<std::size_t>(m) * n);
+  da.upload(xa.bits);
+  db.upload(xb.bits);
+  dw.upload(w.bits);
+  cudaStream_t stream;
+  cuda::check_cuda(cudaStreamCreate(&stream), "stream");
+  auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
+  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
+  layer.forward(da.p, ya.p, m, stream);  // tunes the GEMM
+  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+  for (const auto* in : {&da, &db}) {  // a graph of each call, replayed in turn
+    cudaGraph_t graph;
+    cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    layer.forward(in->p, in == &da ? ya.p : yb.p, m, stream);
+    cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
+    cudaGraphExec_t exec;
+    cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
+    cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  int count = 0;
+  cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+  EXPECT_EQ(count, 2);
+  const auto fresh = run_layer(gemm, xb, w, m, k, n, 6.0f);
+  const auto got = yb.download(static_cast<std::size_t>(m) * n);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < fresh.size(); ++i)
+    if (decode<float>(bf16, got[i]) != fresh[i] && ++bad <= 3) ADD_FAILURE() << "at " << i;
+  EXPECT_EQ(bad, 0u);
+  cuda::free_weight(q);
+  cudaStreamDestroy(stream);
+}
+
 // FP8 current and delayed scaling: codes equal lowbit's e4m3fn encoder on
 // x · (448 / amax), and the FP8 GEMM is close to fp64 on the dequantized operands.
 TEST(CudaFp8, QuantizeWithAmaxEqualsCpuAndGemmMatchesFp64) {

@@ -8,14 +8,18 @@
 //    flag byte; the last block to finish turns the flags into an ascending
 //    index list and a count, on the device (bitsandbytes' argwhere is a host
 //    sync that costs as much as the GEMM at decode sizes).
-// 2. quantize_rows: one block per row; row absmax over the other columns,
-//    int8 = round(x · 127 / absmax) half away from zero, outlier columns 0
-//    (kernels/cpu/llm_int8.cpp's rule). Extra blocks of the same launch
-//    gather the outlier weight columns into a contiguous [count][N] fp32 block.
+// 2. quantize_rows: one block per row, the row held in registers; row absmax
+//    over the other columns, int8 = round(x · 127 / absmax) half away from
+//    zero, outlier columns 0 (kernels/cpu/llm_int8.cpp's rule); the row's
+//    outlier values go to a compact [M][count] block in list order. Extra
+//    blocks of the same launch gather the outlier weight columns into a
+//    contiguous [count][N] fp32 block.
 // 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
 // 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
 //    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
 //    accumulated in fp32, rounded once to the output dtype.
+// Steps 2 and 4 start while the step before them ends (programmatic dependent
+// launch) when they are about one wave; LOWBIT_PDL=0 turns that off.
 // Weights are quantized once over whole rows. The outlier product uses the
 // 16-bit weight when the layer is given it (LLM.int8() proper), else the
 // int8 weight's dequantization (bitsandbytes without fp16 weights). The CPU
