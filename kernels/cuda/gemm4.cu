@@ -440,9 +440,9 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
 // One token: m16n8k16 would leave 7 of its 8 token columns empty, so the
 // decode GEMV runs on the FP32 units instead. A warp owns kCoreRows rows and
 // all of K; per 1024-element step each lane loads 16 code bytes of each row
-// (32 weights: one block) and the 32 matching x values (an L1 hit: every warp
-// reads the same x), looks each byte up in the 256-entry table of bf16 value
-// pairs and accumulates in fp32; each lane's 32-product sum is multiplied by
+// (32 weights, all in one block) and the 32 matching x values (an L1 hit:
+// every warp reads the same x), looks each byte up in the 256-entry table of
+// value pairs (rounded to the activation type) and accumulates in fp32; each lane's 32-product sum is multiplied by
 // its block scale, as the chunk sums are above. The weights and scales of the
 // next kCoreAhead steps are in flight during a step's arithmetic. A warp's
 // lanes meet in shuffles: no shared-memory reduction. bf16 or fp16 (an fp16
