@@ -303,8 +303,9 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
                          G{"fp4-bnb@128", 40, 640}, G{"nf4@256", 33, 4096},
                          // blocks that straddle rows (K not a multiple of the block)
                          G{"nf4@128+dq", 77, 192}, G{"nf4@1024", 50, 320},
-                         // M = 1 only: enough rows for both grid sizes the bf16 GEMV kernel
-                         // distinguishes (≤ 2 and more CTAs of 32 rows per SM)
+                         // M = 1 only: enough rows for the grid sizes the M = 1 kernel tells
+                         // apart (≤ 1, ≤ 2 and more CTAs of 32 rows per SM; the small cases
+                         // above are the first)
                          G{"nf4@64", 5000, 1088}, G{"nf4@64+dq", 9000, 320}}) {
     const Quantizer q = parse_quantizer(gcase.fmt);
     const std::size_t N = gcase.N, K = gcase.K;

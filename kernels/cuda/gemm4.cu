@@ -473,23 +473,30 @@ __device__ __forceinline__ void unpack2(std::uint32_t w, __half*, float& lo, flo
   hi = f.y;
 }
 
-template <class ActT, int kCoreAhead>
+// kSlices > 1 (small grids): the warps of a CTA split K as well, kSlices of
+// them per group of kCoreRows rows, taking every kSlices-th step, and meet in
+// shared memory — more warps in flight and a shorter chain of steps each.
+template <class ActT, int kCoreAhead, int kSlices>
 __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv4_cores_kernel(
     const ActT* __restrict__ x, const std::uint8_t* __restrict__ codes, BlockScales sc, std::size_t block,
     int block_shift, int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+  static_assert(kCoreWarps % kSlices == 0, "whole row groups per CTA");
+  constexpr int kGroups = kCoreWarps / kSlices;
   extern __shared__ __align__(16) unsigned char core_smem[];
   __shared__ float values[16];
   __shared__ float dyn8[256];
-  const int tid = threadIdx.x, lane = tid & 31;
+  __shared__ float partial[kSlices][kGroups * kCoreRows];
+  const int tid = threadIdx.x, lane = tid & 31, slice = (tid >> 5) % kSlices, group = (tid >> 5) / kSlices;
   const bool dq = sc.dq_codes != nullptr;
   const unsigned blk = static_cast<unsigned>(block);
-  const int row0 = (blockIdx.x * kCoreWarps + (tid >> 5)) * kCoreRows;
-  const int steps = (K + 1023) / 1024;
+  const int cta_row0 = blockIdx.x * kGroups * kCoreRows;
+  const int row0 = cta_row0 + group * kCoreRows;
+  const int steps = ((K + 1023) / 1024 - slice + kSlices - 1) / kSlices;  // this warp's: slice, slice + kSlices, …
   const unsigned row_bytes = static_cast<unsigned>(K) / 2u;
 
-  // Step s of this lane: elements k0 … k0 + 31 of its rows (none past K).
+  // This warp's step s: elements k0 … k0 + 31 of its rows for this lane (none past K).
   auto load = [&](int step, CoreStep& d) {
-    const unsigned k0 = static_cast<unsigned>(step) * 1024u + lane * 32u;
+    const unsigned k0 = static_cast<unsigned>(slice + step * kSlices) * 1024u + lane * 32u;
     const bool in = k0 < static_cast<unsigned>(K);
 #pragma unroll
     for (int r = 0; r < kCoreRows; ++r) {
@@ -523,13 +530,13 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
     lut[byte * 64 + (f & 31)] = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
   }
   __syncthreads();
-  if (row0 >= N) return;
+  if (kSlices == 1 && row0 >= N) return;
 
   const std::uint32_t lane4 = lane * 4u;  // PRMT source: byte 0 = 4·lane, byte 1 = 0
   float acc[kCoreRows] = {};
   auto compute = [&](int step, const CoreStep& d) {
-    const unsigned k0 = static_cast<unsigned>(step) * 1024u + lane * 32u;
-    if (k0 >= static_cast<unsigned>(K)) return;  // the last step of a K that is not a multiple of 1024
+    const unsigned k0 = static_cast<unsigned>(slice + step * kSlices) * 1024u + lane * 32u;
+    if (k0 >= static_cast<unsigned>(K) || row0 >= N) return;  // the last step of a K that is not a multiple of 1024
     uint4 xv[4];
     const uint4* xp = reinterpret_cast<const uint4*>(x + k0);
 #pragma unroll
@@ -574,35 +581,48 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
   for (int r = 0; r < kCoreRows; ++r)
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
-  if (lane < kCoreRows && row0 + lane < N) {
-    float v = acc[0];
+  float v = acc[0];
 #pragma unroll
-    for (int r = 1; r < kCoreRows; ++r)
-      if (lane == r) v = acc[r];
-    store_act<ActT>(y + row0 + lane, v);
+  for (int r = 1; r < kCoreRows; ++r)
+    if (lane == r) v = acc[r];
+  if constexpr (kSlices == 1) {
+    if (lane < kCoreRows && row0 + lane < N) store_act<ActT>(y + row0 + lane, v);
+  } else {
+    if (lane < kCoreRows) partial[slice][group * kCoreRows + lane] = v;
+    __syncthreads();
+    if (tid < kGroups * kCoreRows && cta_row0 + tid < N) {
+      float sum = partial[0][tid];
+#pragma unroll
+      for (int i = 1; i < kSlices; ++i) sum += partial[i][tid];
+      store_act<ActT>(y + cta_row0 + tid, sum);
+    }
   }
 }
 
-template <class ActT, int kAhead>
-int launch_cores_t(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st,
-                   unsigned grid) {
-  const auto kernel = gemv4_cores_kernel<ActT, kAhead>;
+template <class ActT, int kAhead, int kSlices>
+int launch_cores_t(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const auto kernel = gemv4_cores_kernel<ActT, kAhead, kSlices>;
   static const int attr_rc =
       static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kCoreLutBytes));
   if (attr_rc != 0) return attr_rc;
+  constexpr int rows_per_cta = kCoreWarps / kSlices * kCoreRows;
+  const unsigned grid = static_cast<unsigned>((w.N + rows_per_cta - 1) / rows_per_cta);
   kernel<<<grid, kCoreWarps * 32, kCoreLutBytes, st>>>(x, w.codes, w.scales, w.block, shift, static_cast<int>(w.N),
                                                       static_cast<int>(w.K), w.table, dq, y);
   return static_cast<int>(cudaGetLastError());
 }
-// Two steps ahead (2 CTAs of 122 registers per SM) where the grid is at most
-// two CTAs per SM anyway, else one step ahead (3 CTAs of 80 registers): the
-// faster of the two at each of the 5 LLM shapes (H200; kernels/NOTES.md). A
-// table of fp32 values (two LDS per byte, no unpacking) was 10–20 % slower.
+// By the number of 32-row CTAs per SM: more than 2 → one step ahead (3 CTAs
+// of 80 registers per SM); 2 → two steps ahead (2 CTAs of 122 registers);
+// at most 1 → two steps ahead with K split over 2 warps per row group (twice
+// the CTAs, half the chain of steps). Each the fastest tried at its LLM
+// shapes (H200; kernels/NOTES.md). A table of fp32 values (two LDS per byte,
+// no unpacking) was 10–20 % slower.
 template <class ActT>
 int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  const unsigned grid = static_cast<unsigned>((w.N + kCoreRows * kCoreWarps - 1) / (kCoreRows * kCoreWarps));
-  return grid <= 2u * static_cast<unsigned>(detail::sm_count()) ? launch_cores_t<ActT, 2>(x, w, shift, dq, y, st, grid)
-                                                                 : launch_cores_t<ActT, 1>(x, w, shift, dq, y, st, grid);
+  const std::size_t ctas = (w.N + kCoreRows * kCoreWarps - 1) / (kCoreRows * kCoreWarps), sms = detail::sm_count();
+  if (ctas <= sms) return launch_cores_t<ActT, 2, 2>(x, w, shift, dq, y, st);
+  if (ctas <= 2 * sms) return launch_cores_t<ActT, 2, 1>(x, w, shift, dq, y, st);
+  return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
 template <class ActT>
