@@ -163,9 +163,10 @@ __device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k
   return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
 }
 
-// Where step 1's outlier list and its gathered operands live.
+// The layer's weight and outlier buffers as the kernels see them (one
+// argument instead of a dozen; every step takes it).
 template <class T>
-struct GatherArgs {
+struct LayerView {
   const T* w16;
   const std::int8_t* wq;
   const float* w_absmax;
@@ -180,7 +181,7 @@ struct GatherArgs {
 // The outlier columns of the weight (step 2's extra blocks: `block` counts
 // from 0, blockDim.x columns each).
 template <class T>
-__device__ __forceinline__ void gather_outlier_weights(const GatherArgs<T>& g, int block) {
+__device__ __forceinline__ void gather_outlier_weights(const LayerView<T>& g, int block) {
   const int col = block * blockDim.x + threadIdx.x;
   if (col >= g.n_padded) return;
   const int used = min(*g.count, kGatheredCapacity);
@@ -202,7 +203,7 @@ __device__ __forceinline__ void gather_outlier_weights(const GatherArgs<T>& g, i
 // list (binary search; the list is small and the same for every block, so
 // it stays in L1).
 template <class T>
-__device__ __forceinline__ void store_outlier_x(const GatherArgs<T>& g, int row, int col, float v) {
+__device__ __forceinline__ void store_outlier_x(const LayerView<T>& g, int row, int col, float v) {
   int lo = 0, hi = min(*g.count, kGatheredCapacity);
   while (lo < hi) {
     const int mid = (lo + hi) / 2;
@@ -227,7 +228,7 @@ constexpr int kResidentMaxK = 8 * kRowChunks * kResidentMaxThreads - 16;  // k_p
 template <class T>
 __global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_resident_kernel(
     const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
-    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, GatherArgs<T> gather) {
+    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
   if (static_cast<int>(blockIdx.x) >= m) {
     detail::wait_for_previous_grid();  // the outlier list
     gather_outlier_weights(gather, blockIdx.x - m);
@@ -285,7 +286,7 @@ __global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_resident_ke
 template <class T>
 __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
-    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, GatherArgs<T> gather) {
+    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
   detail::wait_for_previous_grid();
   if (static_cast<int>(blockIdx.x) >= m) {
     gather_outlier_weights(gather, blockIdx.x - m);
@@ -351,8 +352,10 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
-    const float* __restrict__ w_absmax, const T* __restrict__ x, int k, GatherArgs<T> g, std::uint8_t* __restrict__ flags,
+    const float* __restrict__ w_absmax, const T* __restrict__ x, int k, LayerView<T> g, std::uint8_t* __restrict__ flags,
     T* __restrict__ y, int m, int n) {
+  // n_padded, w_absmax, k and n repeat g's as scalars: reading them from the
+  // view costs the outlier-free form 4 registers (44, one CTA per SM less).
   const int col0 = (blockIdx.y * blockDim.x + threadIdx.x) * kEpilogueCols;
   const int m0 = blockIdx.x * kEpilogueRows;
   const bool active = col0 < n;
@@ -536,12 +539,11 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   // threads per SM): −2 µs each at M = 16 and 128, K = N = 8192; for the
   // many-wave kernels of M = 8192 it measured 0–4 % slower (H200).
   auto one_wave = [](int blocks, int threads) { return static_cast<long>(blocks) * threads <= 2048L * detail::sm_count(); };
-  auto outlier_args = [&](auto t) {
+  auto view = [&](auto t) {
     using T = decltype(t);
-    return GatherArgs<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
-                         cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
+    return LayerView<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
+                        cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
   };
-  const int gather_blocks = find_outliers ? (w_.n_padded + kThreads - 1) / kThreads : 0;
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     const T* xt = static_cast<const T*>(x);
@@ -553,26 +555,21 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
                                                                        round_up(w_.k, 16), cols_, count_, done_);
       check_cuda(cudaGetLastError(), "flag_and_compact_kernel");
     }
-    const GatherArgs<T> gather = outlier_args(T{});
-    const std::uint8_t* flags = find_outliers ? flags_ : nullptr;
-    if (w_.k % 8 == 0 && w_.k <= kResidentMaxK) {
-      // Enough threads that each holds ≤ kRowChunks chunks (also with few
-      // rows: one chunk per thread, 1024 threads per row, measured 1–5 µs
-      // slower at M = 16 and 128, K = N = 8192).
-      const int padded_chunks = w_.k_padded / 8;
-      const int threads = std::clamp(round_up((padded_chunks + kRowChunks - 1) / kRowChunks, 32), 64, kResidentMaxThreads);
-      const int gather_blocks_here = find_outliers ? (w_.n_padded + threads - 1) / threads : 0;
-      check_cuda(detail::launch_after_previous_starts(one_wave(m + gather_blocks_here, threads),
-                                                      quantize_rows_resident_kernel<T>, dim3(m + gather_blocks_here),
-                                                      dim3(threads), stream, xt, m, w_.k, w_.k_padded, flags, x_int8_,
-                                                      row_absmax_, gather),
-                 "quantize_rows_resident_kernel");
-    } else {
-      check_cuda(detail::launch_after_previous_starts(one_wave(m + gather_blocks, kThreads), quantize_rows_kernel<T>,
-                                                      dim3(m + gather_blocks), dim3(kThreads),
-                                                      stream, xt, m, w_.k, w_.k_padded, flags, x_int8_, row_absmax_, gather),
-                 "quantize_rows_kernel");
-    }
+    // The register-resident quantizer where the row fits: enough threads that
+    // each holds ≤ kRowChunks chunks (also with few rows: one chunk per
+    // thread, 1024 threads per row, measured 1–5 µs slower at M = 16 and 128,
+    // K = N = 8192); else the general one. Blocks past m gather the outlier
+    // weight columns, `threads` columns each.
+    const bool resident = w_.k % 8 == 0 && w_.k <= kResidentMaxK;
+    const int threads = resident ? std::clamp(round_up((w_.k_padded / 8 + kRowChunks - 1) / kRowChunks, 32), 64,
+                                              kResidentMaxThreads)
+                                 : kThreads;
+    const int blocks = m + (find_outliers ? (w_.n_padded + threads - 1) / threads : 0);
+    check_cuda(detail::launch_after_previous_starts(one_wave(blocks, threads),
+                                                    resident ? quantize_rows_resident_kernel<T> : quantize_rows_kernel<T>,
+                                                    dim3(blocks), dim3(threads), stream, xt, m, w_.k, w_.k_padded,
+                                                    find_outliers ? flags_ : nullptr, x_int8_, row_absmax_, view(T{})),
+               "quantize_rows_kernel");
   });
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
   // Narrower blocks when there are few output tiles, so that every SM works.
@@ -587,8 +584,8 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     using T = decltype(t);
     auto kernel = find_outliers ? epilogue_kernel<T, true> : epilogue_kernel<T, false>;
     check_cuda(detail::launch_after_previous_starts(one_wave(static_cast<int>(grid.x * grid.y), threads), kernel, grid,
-                                                    dim3(threads), stream, c32_, w_.n_padded, row_absmax_,
-                                                    w_.absmax, static_cast<const T*>(x), w_.k, outlier_args(T{}), flags_,
+                                                    dim3(threads), stream, c32_, w_.n_padded, row_absmax_, w_.absmax,
+                                                    static_cast<const T*>(x), w_.k, view(T{}), flags_,
                                                     static_cast<T*>(y), m, w_.n),
                "epilogue_kernel");
   });
