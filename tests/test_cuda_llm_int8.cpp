@@ -241,39 +241,114 @@ TEST(CudaLlmInt8, OutliersTenTimesBetterThanPlainInt8) {
   EXPECT_GT(plain / llm_no16, 2.0);  // the int8 weight's error on the outliers remains
 }
 
+// The small-M path (a cluster that flags and quantizes, the fused GEMM)
+// against the cuBLASLt one (flag and quantize launches, cuBLASLt, epilogue):
+// the same outputs bit for bit — token counts up to 32 in partly filled
+// tiles of 8, K with a partial last 64-byte chunk, N not a multiple of 16,
+// no / one / many outlier columns (more than the 16 a fused block stages and
+// the 512 gathered: the rest read directly from X and W), with and without
+// the 16-bit weight, bf16 and fp16. Integer sums are exact in any order and
+// the dequantization is the same float operations, so any difference is a bug.
+TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  struct Case { int k, n; std::vector<int> outliers; };
+  std::vector<int> many;
+  for (int c = 1; c < 1500; c += 2) many.push_back(c);  // 750 columns
+  const std::vector<Case> cases = {{200, 72, {}}, {1000, 53, {7}}, {4096, 1024, {5, 900, 901, 4000}}, {1500, 40, many}};
+  for (Act act : {Act::bf16, Act::f16}) {
+    const auto fmt = act == Act::bf16 ? bf16 : fp16;
+    for (const auto& [k, n, outliers] : cases) {
+      for (int m : {1, 5, 8, 13, 16, 17, 32}) {
+        std::mt19937 rng(static_cast<unsigned>(1000 * m + k));
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        auto encode_all = [&](std::size_t count, float sigma, bool is_x) {
+          std::vector<std::uint16_t> bits(count);
+          for (std::size_t i = 0; i < count; ++i) {
+            const bool outlier = is_x && std::find(outliers.begin(), outliers.end(), static_cast<int>(i % k)) != outliers.end();
+            const float z = nd(rng) * sigma;  // outlier columns: |x| >= 6.5 in every row, so all are found at M = 1
+            bits[i] = static_cast<std::uint16_t>(encode(fmt, outlier ? std::copysign(6.5f + 5.0f * std::fabs(z), z) : z));
+          }
+          return bits;
+        };
+        const auto xb = encode_all(static_cast<std::size_t>(m) * k, 1.0f, true);
+        const auto wb = encode_all(static_cast<std::size_t>(n) * k, 0.05f, false);
+        const std::size_t outputs = static_cast<std::size_t>(m) * n;
+        DeviceBuffer<std::uint16_t> dx(xb.size()), dw(wb.size()), y(outputs);
+        dx.upload(xb);
+        dw.upload(wb);
+        auto q = cuda::quantize_weight(act, dw.p, n, k, nullptr);
+        for (bool with_w16 : {true, false}) {
+          cuda::LlmInt8Layer layer(gemm, q, act, m, outliers.empty() ? INFINITY : 6.0f, with_w16 ? dw.p : nullptr);
+          auto run = [&](cuda::Int8Path path) {
+            layer.set_path(path);
+            layer.forward(dx.p, y.p, m, nullptr);
+            cuda::check_cuda(cudaDeviceSynchronize(), "sync");
+            int count = 0;
+            cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+            if (!outliers.empty()) EXPECT_EQ(count, static_cast<int>(outliers.size()));
+            return y.download(outputs);
+          };
+          const auto general = run(cuda::Int8Path::cublaslt), got = run(cuda::Int8Path::fused_small_m);
+          std::size_t bad = 0;
+          for (std::size_t i = 0; i < outputs; ++i)
+            if (got[i] != general[i] && ++bad <= 3)
+              ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << "x" << n << " outliers "
+                            << outliers.size() << (with_w16 ? " w16" : " int8 w") << " at (" << i / n << ", " << i % n
+                            << "): cuBLASLt path " << decode<float>(fmt, general[i]) << ", fused "
+                            << decode<float>(fmt, got[i]);
+          EXPECT_EQ(bad, 0u) << m << "x" << k << "x" << n << " outliers " << outliers.size();
+        }
+        cuda::free_weight(q);
+      }
+    }
+  }
+  // The fused path takes at most 32 tokens: more is a clear error.
+  const Data w = make(16, 64, 0.05, 5);
+  DeviceBuffer<std::uint16_t> dw(w.bits.size()), dx(static_cast<std::size_t>(33) * 64), dy(static_cast<std::size_t>(33) * 16);
+  dw.upload(w.bits);
+  auto q = cuda::quantize_weight(Act::bf16, dw.p, 16, 64, nullptr);
+  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, 33, 6.0f);
+  layer.set_path(cuda::Int8Path::fused_small_m);
+  EXPECT_THROW(layer.forward(dx.p, dy.p, 33, nullptr), std::invalid_argument);
+  cuda::free_weight(q);
+}
+
 // The whole layer captured in one CUDA graph replays to the eager result.
 TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
   SKIP_WITHOUT_GPU();
   cuda::LtGemm gemm;
-  const int m = 64, k = 1024, n = 512;
-  const Data x = make(m, k, 1.0, 51, {10, 600});
-  const Data w = make(n, k, 0.05, 52);
-  DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n),
-      dg(static_cast<std::size_t>(m) * n);
-  dx.upload(x.bits);
-  dw.upload(w.bits);
-  cudaStream_t stream;
-  cuda::check_cuda(cudaStreamCreate(&stream), "stream");
-  auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
-  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f);
-  layer.forward(dx.p, dy.p, m, stream);  // tunes the GEMM: not capturable
-  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
-  cudaGraph_t graph;
-  cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
-  layer.forward(dx.p, dg.p, m, stream);
-  cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
-  cudaGraphExec_t exec;
-  cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-  for (int i = 0; i < 3; ++i) cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
-  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
-  EXPECT_EQ(dy.download(static_cast<std::size_t>(m) * n), dg.download(static_cast<std::size_t>(m) * n));
-  int count = 0;
-  cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
-  EXPECT_EQ(count, 2);
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cuda::free_weight(q);
-  cudaStreamDestroy(stream);
+  for (const int m : {64, 5}) {  // the cuBLASLt path and the small-M one
+    const int k = 1024, n = 512;
+    const Data x = make(m, k, 1.0, 51, {10, 600});
+    const Data w = make(n, k, 0.05, 52);
+    DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n),
+        dg(static_cast<std::size_t>(m) * n);
+    dx.upload(x.bits);
+    dw.upload(w.bits);
+    cudaStream_t stream;
+    cuda::check_cuda(cudaStreamCreate(&stream), "stream");
+    auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
+    cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f);
+    layer.forward(dx.p, dy.p, m, stream);  // tunes the GEMM: not capturable
+    cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+    cudaGraph_t graph;
+    cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    layer.forward(dx.p, dg.p, m, stream);
+    cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
+    cudaGraphExec_t exec;
+    cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+    for (int i = 0; i < 3; ++i) cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
+    cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+    EXPECT_EQ(dy.download(static_cast<std::size_t>(m) * n), dg.download(static_cast<std::size_t>(m) * n));
+    int count = 0;
+    cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+    EXPECT_EQ(count, 2);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cuda::free_weight(q);
+    cudaStreamDestroy(stream);
+  }
 }
 
 // One layer, two calls with different outlier columns (the second graph
@@ -283,44 +358,46 @@ TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
 TEST(CudaLlmInt8, SecondCallWithOtherOutliersMatchesAFreshLayer) {
   SKIP_WITHOUT_GPU();
   cuda::LtGemm gemm;
-  const int m = 96, k = 1024, n = 512;
-  const Data xa = make(m, k, 1.0, 81, {3, 700, 701});
-  const Data xb = make(m, k, 1.0, 82, {12, 500});
-  const Data w = make(n, k, 0.05, 83);
-  DeviceBuffer<std::uint16_t> da(xa.bits.size()), db(xb.bits.size()), dw(w.bits.size()),
-      ya(static_cast<std::size_t>(m) * n), yb(static_cast<std::size_t>(m) * n);
-  da.upload(xa.bits);
-  db.upload(xb.bits);
-  dw.upload(w.bits);
-  cudaStream_t stream;
-  cuda::check_cuda(cudaStreamCreate(&stream), "stream");
-  auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
-  cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
-  layer.forward(da.p, ya.p, m, stream);  // tunes the GEMM
-  cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
-  for (const auto* in : {&da, &db}) {  // a graph of each call, replayed in turn
-    cudaGraph_t graph;
-    cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
-    layer.forward(in->p, in == &da ? ya.p : yb.p, m, stream);
-    cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
-    cudaGraphExec_t exec;
-    cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-    cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
+  for (const int m : {96, 12}) {  // the cuBLASLt path and the fused small-M one
+    const int k = 1024, n = 512;
+    const Data xa = make(m, k, 1.0, 81, {3, 700, 701});
+    const Data xb = make(m, k, 1.0, 82, {12, 500});
+    const Data w = make(n, k, 0.05, 83);
+    DeviceBuffer<std::uint16_t> da(xa.bits.size()), db(xb.bits.size()), dw(w.bits.size()),
+        ya(static_cast<std::size_t>(m) * n), yb(static_cast<std::size_t>(m) * n);
+    da.upload(xa.bits);
+    db.upload(xb.bits);
+    dw.upload(w.bits);
+    cudaStream_t stream;
+    cuda::check_cuda(cudaStreamCreate(&stream), "stream");
+    auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
+    cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
+    layer.forward(da.p, ya.p, m, stream);  // tunes the GEMM
     cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    for (const auto* in : {&da, &db}) {  // a graph of each call, replayed in turn
+      cudaGraph_t graph;
+      cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+      layer.forward(in->p, in == &da ? ya.p : yb.p, m, stream);
+      cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
+      cudaGraphExec_t exec;
+      cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+      cuda::check_cuda(cudaGraphLaunch(exec, stream), "launch");
+      cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+    }
+    int count = 0;
+    cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+    EXPECT_EQ(count, 2);
+    const auto fresh = run_layer(gemm, xb, w, m, k, n, 6.0f);
+    const auto got = yb.download(static_cast<std::size_t>(m) * n);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < fresh.size(); ++i)
+      if (decode<float>(bf16, got[i]) != fresh[i] && ++bad <= 3) ADD_FAILURE() << "at " << i;
+    EXPECT_EQ(bad, 0u) << "m = " << m;
+    cuda::free_weight(q);
+    cudaStreamDestroy(stream);
   }
-  int count = 0;
-  cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
-  EXPECT_EQ(count, 2);
-  const auto fresh = run_layer(gemm, xb, w, m, k, n, 6.0f);
-  const auto got = yb.download(static_cast<std::size_t>(m) * n);
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < fresh.size(); ++i)
-    if (decode<float>(bf16, got[i]) != fresh[i] && ++bad <= 3) ADD_FAILURE() << "at " << i;
-  EXPECT_EQ(bad, 0u);
-  cuda::free_weight(q);
-  cudaStreamDestroy(stream);
 }
 
 // FP8 current and delayed scaling: codes equal lowbit's e4m3fn encoder on

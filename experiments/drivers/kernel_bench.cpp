@@ -710,14 +710,25 @@ void run_matmul(Bench& b) {
       });
       // Layers: int8 weight + its per-row absmax, bf16 in and out.
       const double layer_bytes = wb + 4.0 * N + act16 + out16;
-      add("linear", "lowbit", "int8@row", "bf16", 0, layer_bytes, [&, m](void* s, int i) {
-        vec[wi(i)]->forward(x.get(), y.get(), m, static_cast<cudaStream_t>(s));
-      });
-      for (std::size_t j = 0; j < b.opt.outliers.size(); ++j) {
-        const void* xin = b.opt.outliers[j] > 0 ? xo[j].get() : x.get();
-        add("linear", "lowbit", "llm.int8", "bf16", b.opt.outliers[j], layer_bytes, [&, m, xin](void* s, int i) {
-          llm[wi(i)]->forward(xin, y.get(), m, static_cast<cudaStream_t>(s));
+      // The layers' automatic path and, where that is the small-M one, the cuBLASLt path for
+      // comparison in the same rounds ("lowbit-cublaslt": flag and quantize launches, cuBLASLt's
+      // int8 GEMM, the epilogue).
+      std::vector<std::pair<const char*, Int8Path>> paths = {{"lowbit", Int8Path::automatic}};
+      if (m <= kFusedAutoMaxM) paths.push_back({"lowbit-cublaslt", Int8Path::cublaslt});
+      for (const auto& impl_path : paths) {
+        const char* impl = impl_path.first;
+        const Int8Path path = impl_path.second;
+        add("linear", impl, "int8@row", "bf16", 0, layer_bytes, [&, m, path](void* s, int i) {
+          vec[wi(i)]->set_path(path);
+          vec[wi(i)]->forward(x.get(), y.get(), m, static_cast<cudaStream_t>(s));
         });
+        for (std::size_t j = 0; j < b.opt.outliers.size(); ++j) {
+          const void* xin = b.opt.outliers[j] > 0 ? xo[j].get() : x.get();
+          add("linear", impl, "llm.int8", "bf16", b.opt.outliers[j], layer_bytes, [&, m, xin, path](void* s, int i) {
+            llm[wi(i)]->set_path(path);
+            llm[wi(i)]->forward(xin, y.get(), m, static_cast<cudaStream_t>(s));
+          });
+        }
       }
       add("linear", "lowbit", "e4m3fn@tensor", "bf16", 0, wb + act16 + out16, [&, m, M](void* s, int i) {
         const auto t = static_cast<cudaStream_t>(s);

@@ -165,6 +165,27 @@ cudaError_t launch_after_previous_starts(bool overlap, void (*kernel)(Params...)
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
+// The same with clusters of `cluster` blocks along x (above 8 the kernel
+// needs cudaFuncAttributeNonPortableClusterSizeAllowed).
+template <class... Params, class... Args>
+cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster, void (*kernel)(Params...), dim3 grid,
+                                                  dim3 block, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[2]{};
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = cluster;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = overlap && pdl_enabled() ? 2 : 1;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
 inline int sm_count() {
   static int n = [] {
     int dev = 0, v = 0;

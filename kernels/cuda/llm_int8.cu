@@ -3,13 +3,18 @@
 
 #include "kernels/cuda/device_util.cuh"
 
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace lowbit::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kThreads = 256;
 constexpr int kEpilogueRows = 4;      // output rows per epilogue block (more: 118 registers, 25 % occupancy)
@@ -229,6 +234,7 @@ template <class T>
 __global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_resident_kernel(
     const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
     std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
+  detail::allow_next_grid_to_start();  // the small-M GEMM loads its first weights meanwhile
   if (static_cast<int>(blockIdx.x) >= m) {
     detail::wait_for_previous_grid();  // the outlier list
     gather_outlier_weights(gather, blockIdx.x - m);
@@ -287,6 +293,7 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
     const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
     std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
+  detail::allow_next_grid_to_start();
   detail::wait_for_previous_grid();
   if (static_cast<int>(blockIdx.x) >= m) {
     gather_outlier_weights(gather, blockIdx.x - m);
@@ -445,6 +452,367 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
   }
 }
 
+// Small M (decode): steps 3 and 4 in one kernel. The int8 GEMM is memory
+// bound there (the weight is N·K bytes, the activations M·K), so the kernel
+// streams the weight once with 16-byte loads, multiplies on the tensor cores
+// (mma.sync m16n8k32, int8 → int32, exact) and dequantizes in registers: no
+// int32 product in memory and no second launch. It starts while the row
+// quantizer runs and loads its first weights before it waits.
+//
+// A block owns 16 output columns (rows of W) and every token; its warps take
+// turns over K in steps of kFusedAhead chunks of 64 bytes. In a chunk, lane
+// (g, t) = (lane / 4, lane % 4) loads 16 bytes at K offset 16t of W rows g
+// and g + 8 and of activation row g of each 8-token tile: the mma's K order
+// is then a permutation, the same in A and B, which the sum does not see.
+// The warps' int32 sums meet in shared memory (exact in any order); each
+// thread then dequantizes its outputs with epilogue_kernel's float
+// operations in its order, so the two paths agree bit for bit.
+constexpr int kFusedCols = 16;   // output columns per block (the mma's M)
+constexpr int kFusedChunk = 64;  // K bytes per lane pair of 16-byte loads
+constexpr int kFusedAhead = 4;   // chunks per warp per step: 4 KB of W in flight
+constexpr int kFusedMaxM = 32;   // token tiles of 8: 1, 2 or 4
+constexpr int kFusedPrefetch = 3;  // steps of W asked into L2 before the wait
+constexpr int kFusedStagedOutliers = 16;  // outlier columns a block keeps in shared memory (more: read directly)
+
+// D += A·B, A 16×32 int8 (row), B 32×8 int8 (col), D 16×8 int32.
+__device__ __forceinline__ void mma_s8_m16n8k32(int (&d)[4], std::uint32_t a0, std::uint32_t a1, std::uint32_t a2,
+                                                std::uint32_t a3, std::uint32_t b0, std::uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// 16 bytes read once: not kept in L1, where X must stay.
+__device__ __forceinline__ uint4 load_streamed(const std::int8_t* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// One warp step's operands: kFusedAhead chunks of W and X.
+struct FusedWeights {
+  uint4 lo[kFusedAhead], hi[kFusedAhead];  // W rows g and g + 8
+};
+template <int kTiles>
+struct FusedActivations {
+  uint4 x[kFusedAhead][kTiles];  // activation row g of each 8-token tile
+};
+
+// kWarps split K: 4 where the grid (N / 16 blocks) gives about 4 blocks per
+// SM (N = 8192 on 132 SMs), 8 where it gives at most 2 (N = 4096), so that
+// an SM has ~16 warps of loads in flight either way. Registers ≤ 128.
+template <class T, int kTiles, bool kOutliers, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel(
+    const std::int8_t* __restrict__ xq, const float* __restrict__ row_absmax, int m, const T* __restrict__ x,
+    LayerView<T> g, T* __restrict__ y) {
+  __shared__ int partial[kWarps][kTiles * 8][kFusedCols];  // [warp][token][column]
+  // The first outlier columns' weights for this block's columns and the tokens' x values there.
+  __shared__ float w_outlier[kOutliers ? kFusedStagedOutliers : 1][kFusedCols];
+  __shared__ float x_outlier[kOutliers ? kTiles * 8 : 1][kFusedStagedOutliers];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int n0 = blockIdx.x * kFusedCols, kp = g.k_padded;
+  const int chunks = (kp + kFusedChunk - 1) / kFusedChunk;  // k_padded % 16 == 0: a 16-byte piece is all in or all out
+  // n_padded % 16 == 0: both rows are allocated (zeros past n).
+  const std::int8_t* w_lo = g.wq + static_cast<std::size_t>(n0 + gq) * kp + 16 * tq;
+  const std::int8_t* w_hi = w_lo + 8 * static_cast<std::size_t>(kp);
+  auto load_w = [&](int c0, FusedWeights& o) {
+#pragma unroll
+    for (int a = 0; a < kFusedAhead; ++a) {
+      const int off = (c0 + a) * kFusedChunk;
+      const bool in = c0 + a < chunks && off + 16 * tq < kp;
+      o.lo[a] = in ? load_streamed(w_lo + off) : make_uint4(0u, 0u, 0u, 0u);
+      o.hi[a] = in ? load_streamed(w_hi + off) : make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+  // X through L1: the blocks of an SM walk K at about the same pace, and X
+  // (M·K bytes: 128 KB at M = 16, K = 8192) fits there, so L2 sends it to
+  // each SM about once instead of to every block.
+  auto load_x = [&](int c0, FusedActivations<kTiles>& o) {
+#pragma unroll
+    for (int a = 0; a < kFusedAhead; ++a) {
+      const int off = (c0 + a) * kFusedChunk + 16 * tq;
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        const int token = 8 * t + gq;
+        o.x[a][t] = (c0 + a < chunks && off < kp && token < m)
+                        ? __ldg(reinterpret_cast<const uint4*>(xq + static_cast<std::size_t>(token) * kp + off))
+                        : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+  };
+  int acc[kTiles][4] = {};
+  auto multiply = [&](const FusedWeights& w, const FusedActivations<kTiles>& o) {
+#pragma unroll
+    for (int a = 0; a < kFusedAhead; ++a)
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        // K bytes 0–7 of the lane's 16, then 8–15
+        mma_s8_m16n8k32(acc[t], w.lo[a].x, w.hi[a].x, w.lo[a].y, w.hi[a].y, o.x[a][t].x, o.x[a][t].y);
+        mma_s8_m16n8k32(acc[t], w.lo[a].z, w.hi[a].z, w.lo[a].w, w.hi[a].w, o.x[a][t].z, o.x[a][t].w);
+      }
+  };
+  const int stride = kWarps * kFusedAhead;
+  int c0 = warp * kFusedAhead;
+  FusedWeights cur, next;
+  load_w(c0, cur);  // the weight is there before this layer's kernels run
+  // The wait below lasts until the quantizer ends (a few µs at small M):
+  // meanwhile L2 fetches this warp's next kFusedPrefetch steps, a 128-byte
+  // line per lane (16 rows × 256 bytes a step).
+#pragma unroll
+  for (int p = 1; p <= kFusedPrefetch; ++p) {
+    const int off = (c0 + p * stride) * kFusedChunk + 128 * (lane & 1);
+    if (off < kp) {
+      const std::int8_t* line = g.wq + static_cast<std::size_t>(n0 + (lane >> 1)) * kp + off;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+    }
+  }
+  detail::wait_for_previous_grid();  // the int8 activations, row absmax, outlier list and values
+  int count = 0, staged = 0;
+  if constexpr (kOutliers) {
+    // W[n0 …, cols[j]] is one sector per weight (row-major W): read now, so
+    // that the DRAM latency passes while the W stream below is in flight.
+    count = *g.count;
+    staged = min(count, kFusedStagedOutliers);
+    for (int i = threadIdx.x; i < staged * kFusedCols; i += blockDim.x) {
+      const int j = i / kFusedCols, col = n0 + i % kFusedCols;
+      w_outlier[j][i % kFusedCols] = col < g.n ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]) : 0.0f;
+    }
+    for (int i = threadIdx.x; i < kTiles * 8 * staged; i += blockDim.x) {
+      const int token = i / staged, j = i % staged;
+      x_outlier[token][j] = token < m ? g.xo[static_cast<std::size_t>(token) * g.xo_stride + j] : 0.0f;
+    }
+  }
+  // W double-buffered: the next step's weights are in flight while this
+  // step multiplies (X comes from L1 / L2, at a fraction of DRAM's latency).
+  while (true) {
+    const int c1 = c0 + stride;
+    if (c1 < chunks) load_w(c1, next);
+    FusedActivations<kTiles> xs;
+    load_x(c0, xs);
+    multiply(cur, xs);
+    if (c1 >= chunks) break;
+    cur = next;
+    c0 = c1;
+  }
+  // D fragment: d0, d1 = (column g, tokens 2t, 2t + 1), d2, d3 = (column g + 8, same tokens).
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t) {
+    partial[warp][8 * t + 2 * tq][gq] = acc[t][0];
+    partial[warp][8 * t + 2 * tq + 1][gq] = acc[t][1];
+    partial[warp][8 * t + 2 * tq][gq + 8] = acc[t][2];
+    partial[warp][8 * t + 2 * tq + 1][gq + 8] = acc[t][3];
+  }
+  __syncthreads();
+  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
+  for (int o = threadIdx.x; o < kTiles * 8 * kFusedCols; o += blockDim.x) {
+    const int token = o / kFusedCols, c = o % kFusedCols, col = n0 + c;
+    if (token >= m || col >= g.n) continue;
+    int q = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) q += partial[w][token][c];
+    // X[:, outliers] · W[:, outliers]ᵀ in list order, as epilogue_kernel sums it.
+    float outlier = 0.0f;
+    if constexpr (kOutliers) {
+      for (int j = 0; j < staged; ++j) outlier = fmaf(x_outlier[token][j], w_outlier[j][c], outlier);
+      const int direct = min(count, kGatheredCapacity);
+      for (int j = staged; j < direct; ++j)  // many outlier columns (rare): straight from memory
+        outlier = fmaf(g.xo[static_cast<std::size_t>(token) * g.xo_stride + j],
+                       outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]), outlier);
+      for (int j = direct; j < count; ++j)
+        outlier = fmaf(load1(x + static_cast<std::size_t>(token) * g.k + g.cols[j]),
+                       outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]), outlier);
+    }
+    const float dq = __fmul_rn(static_cast<float>(q), __fmul_rn(__fmul_rn(row_absmax[token], g.w_absmax[col]), inv_127_sq));
+    store1(y + static_cast<std::size_t>(token) * g.n + col, dq + outlier);
+  }
+}
+
+// Small M: steps 1 and 2 in one launch — a cluster of kPrepCluster blocks,
+// each owning a slice of X's columns for every row, held in registers. A
+// block flags its columns (no other block holds them), takes its rows'
+// absmax over the unflagged ones, and the cluster combines the row maxima and
+// the outlier counts through distributed shared memory: no flag buffer, no
+// completion counter, no second launch. The outlier weights are read by the
+// fused GEMM itself (fused_small_m_kernel), so nothing is gathered here
+// either. Same rules as flag_and_compact_kernel and quantize_rows_*: the
+// int8 values, row absmax, column list and outlier activations are identical.
+constexpr int kPrepCluster = 16;  // non-portable size (H100/H200 allow 16)
+constexpr int kPrepThreads = 512;
+constexpr int kPrepHeld = 8;                                            // 8-column groups per thread, in registers
+constexpr int kPrepMaxGroups = kPrepThreads;                            // per block: one per thread in the scan
+constexpr int kPrepMaxRowGroups = kPrepHeld * kPrepThreads;             // rows × groups per block
+__host__ __device__ constexpr int prep_groups_per_block(int k_padded) { return (k_padded / 8 + kPrepCluster - 1) / kPrepCluster; }
+bool prep_fits(int m, int k_padded) {
+  const int groups = prep_groups_per_block(k_padded);
+  return m <= kFusedMaxM && groups <= kPrepMaxGroups && m * groups <= kPrepMaxRowGroups;
+}
+
+// The 8 values of X[row, c … c + 7] as raw 16-bit patterns, zeros past k.
+template <class T>
+__device__ __forceinline__ uint4 load_group_bits(const T* __restrict__ xr, int c, int k) {
+  if (k % 8 == 0 && c + 8 <= k) return __ldg(reinterpret_cast<const uint4*>(xr + c));
+  std::uint32_t h[8];
+  const auto* p = reinterpret_cast<const std::uint16_t*>(xr);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) h[e] = c + e < k ? p[c + e] : 0u;
+  return make_uint4(h[0] | h[1] << 16, h[2] | h[3] << 16, h[4] | h[5] << 16, h[6] | h[7] << 16);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kPrepThreads) prepare_small_m_kernel(
+    const T* __restrict__ x, int m, int k, int k_padded, float threshold, std::int8_t* __restrict__ q,
+    float* __restrict__ row_absmax, int* __restrict__ cols, int* __restrict__ count, float* __restrict__ xo, int xo_stride) {
+  __shared__ unsigned col_mask[kPrepMaxGroups];  // bit e: column 8·group + e is an outlier
+  __shared__ int group_offset[kPrepMaxGroups];   // its first outlier's place in the block's list
+  __shared__ float row_max[kFusedMaxM];          // this block's part of the row maxima
+  __shared__ float row_final[kFusedMaxM];        // the cluster's
+  __shared__ int warp_total[kPrepThreads / 32];
+  __shared__ int block_count, list_offset, total_count;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int per_block = prep_groups_per_block(k_padded), g0 = rank * per_block;
+  const int groups = max(0, min(per_block, k_padded / 8 - g0)), items = m * groups;
+  for (int i = threadIdx.x; i < groups; i += kPrepThreads) col_mask[i] = 0u;
+  for (int r = threadIdx.x; r < m; r += kPrepThreads) row_max[r] = 0.0f;
+  // Item i = (row i / groups, group i % groups); thread t holds items t, t + 512, …
+  uint4 raw[kPrepHeld];
+  int row_of[kPrepHeld], group_of[kPrepHeld];  // -1 past the items
+  detail::wait_for_previous_grid();  // X may come from the kernel before
+  // The fused GEMM may start now (it loads weights until it waits for this grid).
+  detail::allow_next_grid_to_start();
+#pragma unroll
+  for (int h = 0; h < kPrepHeld; ++h) {
+    const int i = threadIdx.x + h * kPrepThreads;
+    row_of[h] = i < items ? i / groups : -1;
+    group_of[h] = i < items ? i - row_of[h] * groups : 0;
+    raw[h] = i < items ? load_group_bits(x + static_cast<std::size_t>(row_of[h]) * k, 8 * (g0 + group_of[h]), k)
+                       : make_uint4(0u, 0u, 0u, 0u);
+  }
+  __syncthreads();  // col_mask, row_max cleared
+  // 1. Outlier columns of the slice (threshold +inf: none — not even the inf values).
+  if (threshold < INFINITY) {
+#pragma unroll
+    for (int h = 0; h < kPrepHeld; ++h) {
+      if (row_of[h] < 0) break;
+      const int c = 8 * (g0 + group_of[h]);
+      float v[8];
+      detail::unpack8(raw[h], x, v);
+      unsigned hit = 0u;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) hit |= (c + e < k && fabsf(v[e]) >= threshold ? 1u : 0u) << e;
+      if (hit) atomicOr(&col_mask[group_of[h]], hit);
+    }
+    __syncthreads();
+  }
+  // 2. This slice's row maxima over the other columns (fmaxf drops NaN; the
+  //    bits of non-negative floats order like the floats). A warp's items
+  //    are consecutive, so its lanes of one row are adjacent: a segmented
+  //    max over them, then one shared atomic per row and warp (one per item
+  //    serialised 32 lanes on one address: ~40 µs at M = 128).
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int h = 0; h < kPrepHeld; ++h) {
+    if (h * kPrepThreads >= items) break;  // uniform over the block
+    const int row = row_of[h];
+    unsigned amax = 0u;
+    if (row >= 0) {
+      float v[8];
+      detail::unpack8(raw[h], x, v);
+      const unsigned f = col_mask[group_of[h]];
+      float a = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) a = fmaxf(a, (f >> e) & 1u ? 0.0f : fabsf(v[e]));
+      amax = __float_as_uint(a);
+    }
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const unsigned other = __shfl_down_sync(0xffffffffu, amax, o);
+      const int other_row = __shfl_down_sync(0xffffffffu, row, o);
+      if (lane + o < 32 && other_row == row) amax = max(amax, other);
+    }
+    const int prev_row = __shfl_up_sync(0xffffffffu, row, 1);
+    if (row >= 0 && (lane == 0 || prev_row != row) && amax > 0u)
+      atomicMax(reinterpret_cast<unsigned*>(&row_max[row]), amax);
+  }
+  // 3. The slice's outlier columns in ascending order: a block-wide exclusive scan of the groups' counts.
+  {
+    const int warp = threadIdx.x >> 5;
+    const int mine = static_cast<int>(threadIdx.x) < groups ? __popc(col_mask[threadIdx.x]) : 0;
+    int incl = mine;
+    for (int o = 1; o < 32; o <<= 1) {
+      const int t = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += t;
+    }
+    if (lane == 31) warp_total[warp] = incl;
+    __syncthreads();
+    int before = 0;
+    for (int w = 0; w < warp; ++w) before += warp_total[w];
+    if (static_cast<int>(threadIdx.x) < groups) group_offset[threadIdx.x] = before + incl - mine;
+    if (threadIdx.x == kPrepThreads - 1) block_count = before + incl;
+  }
+  // 4. The cluster's row maxima and this block's place in the column list:
+  //    lane r of a warp reads block r's value, so the remote reads of a row
+  //    (or of the counts) are one round trip, not one per block.
+  cluster.sync();
+  const int blocks = static_cast<int>(cluster.num_blocks()), warp = threadIdx.x >> 5;
+  if (warp == 0) {
+    const int c = lane < blocks ? *cluster.map_shared_rank(&block_count, lane) : 0;
+    int before = lane < rank ? c : 0, total = c;
+    for (int o = 16; o > 0; o >>= 1) {
+      before += __shfl_xor_sync(0xffffffffu, before, o);
+      total += __shfl_xor_sync(0xffffffffu, total, o);
+    }
+    if (lane == 0) {
+      list_offset = before;
+      total_count = total;
+    }
+  }
+  for (int row = warp; row < m; row += kPrepThreads / 32) {
+    float v = lane < blocks ? *cluster.map_shared_rank(&row_max[row], lane) : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) row_final[row] = v;
+  }
+  cluster.sync();  // every remote read done: a block's shared memory must outlive them
+  if (rank == 0) {
+    if (static_cast<int>(threadIdx.x) < m) row_absmax[threadIdx.x] = row_final[threadIdx.x];
+    if (threadIdx.x == 0) *count = total_count;
+  }
+  if (static_cast<int>(threadIdx.x) < groups) {
+    unsigned f = col_mask[threadIdx.x];
+    int j = list_offset + group_offset[threadIdx.x];
+    while (f) {
+      cols[j++] = 8 * (g0 + static_cast<int>(threadIdx.x)) + __ffs(f) - 1;
+      f &= f - 1u;
+    }
+  }
+  // 5. Quantize the slice (outlier columns 0); the outliers' x values go to xo in list order.
+#pragma unroll
+  for (int h = 0; h < kPrepHeld; ++h) {
+    if (row_of[h] < 0) break;
+    const int row = row_of[h], grp = group_of[h], c = 8 * (g0 + grp);
+    float v[8];
+    detail::unpack8(raw[h], x, v);
+    const float amax = row_final[row], scale = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const unsigned f = col_mask[grp];
+    std::uint32_t b[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) b[e] = (f >> e) & 1u ? 0u : int8_byte(v[e], scale) & 0xFFu;
+    *reinterpret_cast<uint2*>(q + static_cast<std::size_t>(row) * k_padded + c) =
+        make_uint2(pack_bytes(b[0], b[1], b[2], b[3]), pack_bytes(b[4], b[5], b[6], b[7]));
+    if (f) {
+      int j = list_offset + group_offset[grp];
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if ((f >> e) & 1u) {
+          if (j < kGatheredCapacity) xo[static_cast<std::size_t>(row) * xo_stride + j] = v[e];
+          ++j;
+        }
+    }
+  }
+}
+
 template <class T>
 __global__ void plant_outlier_columns_kernel(T* __restrict__ x, std::size_t m, int k, int every, float scale) {
   const std::size_t total = m * static_cast<std::size_t>(k);
@@ -544,6 +912,54 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     return LayerView<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
                         cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
   };
+  const bool small_m_fits = prep_fits(m, w_.k_padded);
+  if (path_ == Int8Path::fused_small_m && !small_m_fits)
+    throw std::invalid_argument("LlmInt8Layer::forward: M = " + std::to_string(m) + ", K = " + std::to_string(w_.k) +
+                                " is beyond the fused small-M path (M <= " + std::to_string(kFusedMaxM) + ", M·K <= " +
+                                std::to_string(kPrepCluster * kPrepMaxRowGroups * 8) + " about)");
+  // Where the fused GEMM's grid is about one wave (4 blocks per SM): at N =
+  // 28672 (3.4 waves) cuBLASLt's int8 GEMM measured faster (H200).
+  const bool fused = path_ == Int8Path::fused_small_m ||
+                     (path_ == Int8Path::automatic && small_m_fits && m <= kFusedAutoMaxM &&
+                      w_.n_padded / kFusedCols <= 4 * detail::sm_count());
+  if (fused) {
+    // Two launches: the cluster that flags and quantizes, and the fused GEMM,
+    // which starts while the first runs and streams weights until it waits.
+    dispatch(act_, [&](auto t) {
+      using T = decltype(t);
+      static const cudaError_t allowed =
+          cudaFuncSetAttribute(prepare_small_m_kernel<T>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+      check_cuda(allowed, "cluster size 16 for prepare_small_m_kernel");
+      check_cuda(detail::launch_clusters_after_previous_starts(true, kPrepCluster, prepare_small_m_kernel<T>,
+                                                               dim3(kPrepCluster), dim3(kPrepThreads), stream,
+                                                               static_cast<const T*>(x), m, w_.k, w_.k_padded, threshold_,
+                                                               x_int8_, row_absmax_, cols_, count_, outlier_x_,
+                                                               outlier_x_stride()),
+                 "prepare_small_m_kernel");
+      const int blocks = w_.n_padded / kFusedCols;
+      const bool eight_warps = blocks <= 2 * detail::sm_count();
+      auto launch = [&](auto kernel, int warps) {
+        check_cuda(detail::launch_after_previous_starts(one_wave(blocks, warps * 32), kernel, dim3(blocks), dim3(warps * 32),
+                                                        stream, x_int8_, row_absmax_, m, static_cast<const T*>(x),
+                                                        view(T{}), static_cast<T*>(y)),
+                   "fused_small_m_kernel");
+      };
+      auto pick = [&](auto tiles) {
+        constexpr int kTiles = decltype(tiles)::value;
+        if (find_outliers) {
+          if (eight_warps) launch(fused_small_m_kernel<T, kTiles, true, 8>, 8);
+          else launch(fused_small_m_kernel<T, kTiles, true, 4>, 4);
+        } else {
+          if (eight_warps) launch(fused_small_m_kernel<T, kTiles, false, 8>, 8);
+          else launch(fused_small_m_kernel<T, kTiles, false, 4>, 4);
+        }
+      };
+      if (m <= 8) pick(std::integral_constant<int, 1>{});
+      else if (m <= 16) pick(std::integral_constant<int, 2>{});
+      else pick(std::integral_constant<int, 4>{});
+    });
+    return;
+  }
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     const T* xt = static_cast<const T*>(x);

@@ -15,6 +15,11 @@
 //    blocks of the same launch gather the outlier weight columns into a
 //    contiguous [count][N] fp32 block.
 // 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
+//    At small M (decode) steps 3 and 4 are one kernel instead: the weight
+//    streamed once through the tensor cores (mma.sync), the int32 sums
+//    dequantized in registers (fused_small_m_kernel; the same outputs bit for
+//    bit), and steps 1 and 2 one cluster of 16 blocks (prepare_small_m_kernel).
+//    See Int8Path.
 // 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
 //    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
 //    accumulated in fp32, rounded once to the output dtype.
@@ -58,6 +63,16 @@ void free_weight(Int8Weight& w);
 // c % every == every / 2 by `scale` — planted outlier columns, 1/every of them.
 void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scale, cudaStream_t stream);
 
+// How forward() runs the layer (the outputs are the same bit for bit):
+//   fused_small_m  one cluster launch flags and quantizes X, one kernel
+//                  multiplies and dequantizes (M ≤ 32 and M·K ≤ ~512 K);
+//   cublaslt       the flag and quantize launches, cuBLASLt, the epilogue (any M);
+//   automatic      fused_small_m up to M = kFusedAutoMaxM where its grid is
+//                  about one wave (N ≤ 16 · 4 · SMs), else cublaslt.
+// The two others than automatic are there for tests and benchmarks.
+enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m };
+inline constexpr int kFusedAutoMaxM = 16;
+
 class LlmInt8Layer {
  public:
   // threshold: outlier magnitude (6.0 in LLM.int8); +inf for plain vector-wise int8.
@@ -76,10 +91,13 @@ class LlmInt8Layer {
   // (which tunes the GEMM).
   void forward(const void* x, void* y, int m, cudaStream_t stream);
 
+  // fused_small_m takes M <= 32 (forward throws beyond).
+  void set_path(Int8Path path) { path_ = path; }
+
   // Device buffers of the last forward, for tests.
   const std::int8_t* x_int8() const { return x_int8_; }       // max_m × k_padded
   const float* row_absmax() const { return row_absmax_; }     // [max_m]
-  const std::int32_t* c32() const { return c32_; }            // max_m × n_padded
+  const std::int32_t* c32() const { return c32_; }            // max_m × n_padded; cuBLASLt path only
   const int* outlier_cols() const { return cols_; }           // [count]
   const int* outlier_count() const { return count_; }         // one int
   int k_padded() const { return w_.k_padded; }
@@ -92,6 +110,7 @@ class LlmInt8Layer {
   int max_m_;
   float threshold_;
   const void* w16_;
+  Int8Path path_ = Int8Path::automatic;
   std::int8_t* x_int8_ = nullptr;
   float* row_absmax_ = nullptr;
   std::int32_t* c32_ = nullptr;
