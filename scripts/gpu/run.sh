@@ -17,7 +17,8 @@
 #   build-kernels  (NOT on the GPU machine) builds lowbit + tests/test_cuda_blockwise for sm_90
 #             in build/gpu-helper and copies them with their non-system shared libraries
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
-#   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise and test_cuda_scaled
+#   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise and test_cuda_scaled,
+#             memcheck on test_cuda_llm_int8, racecheck + synccheck on its small-M path
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
 #   probe     runs the command in $PROBE (T_PROBE seconds) with the kernels' libraries on the path;
 #             its output goes to probe.log, the last PROBE_TAIL lines to the console.
@@ -185,6 +186,18 @@ if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; the
       log "$tool ($t): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/${tool}_$t.log" | tail -1)) $(( $(date +%s) - t0 )) s"
     done
   done
+  # LLM.int8: memcheck on every test; racecheck and synccheck (the cluster's barriers) on the
+  # small-M path's test, shrunk (the rest spends its time in cuBLASLt's kernels). LLM_SAN_FILTER overrides.
+  if [ -x .gpubin/test_cuda_llm_int8 ]; then
+    for tool in memcheck racecheck synccheck; do
+      t0=$(date +%s)
+      filter='*'
+      [ $tool != memcheck ] && filter="${LLM_SAN_FILTER:-CudaLlmInt8.FusedSmallM*}"
+      LOWBIT_TEST_SMALL=1 timeout ${T_SANITIZE:-120} compute-sanitizer --tool $tool --error-exitcode 9 .gpubin/test_cuda_llm_int8 \
+        --gtest_filter="$filter" > "$OUT/${tool}_llm_int8.log" 2>&1; rc=$?
+      log "$tool (llm_int8, $filter): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/${tool}_llm_int8.log" | tail -1)) $(( $(date +%s) - t0 )) s"
+    done
+  fi
 fi
 
 if [[ " $steps " == *" ncu "* ]] && [ -x .gpubin/lowbit ] && command -v ncu >/dev/null; then
