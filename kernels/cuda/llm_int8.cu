@@ -478,7 +478,7 @@ constexpr int kFusedChunk = 64;  // K bytes per lane pair of 16-byte loads
 constexpr int kFusedAhead = 4;   // chunks per warp per step: 4 KB of W in flight
 constexpr int kFusedMaxM = 32;   // token tiles of 8: 1, 2 or 4
 constexpr int kFusedPrefetch = 3;  // steps of W asked into L2 before the wait
-constexpr int kFusedStagedOutliers = 16;  // outlier columns a block keeps in shared memory (more: read directly)
+constexpr int kFusedStagedOutliers = 32;  // outlier columns a block stages in shared memory per round
 
 // D += A·B, A 16×32 int8 (row), B 32×8 int8 (col), D 16×8 int32.
 __device__ __forceinline__ void mma_s8_m16n8k32(int (&d)[4], std::uint32_t a0, std::uint32_t a1, std::uint32_t a2,
@@ -514,9 +514,11 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
     const std::int8_t* __restrict__ xq, const float* __restrict__ row_absmax, int m, const T* __restrict__ x,
     LayerView<T> g, T* __restrict__ y) {
   __shared__ int partial[kWarps][kTiles * 8][kFusedCols];  // [warp][token][column]
-  // The first outlier columns' weights for this block's columns and the tokens' x values there.
+  // kFusedStagedOutliers outlier columns at a time: their weights for this
+  // block's columns and the tokens' x values there.
   __shared__ float w_outlier[kOutliers ? kFusedStagedOutliers : 1][kFusedCols];
   __shared__ float x_outlier[kOutliers ? kTiles * 8 : 1][kFusedStagedOutliers];
+  constexpr int kThreadsHere = kWarps * 32;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int n0 = blockIdx.x * kFusedCols, kp = g.k_padded;
   const int chunks = (kp + kFusedChunk - 1) / kFusedChunk;  // k_padded % 16 == 0: a 16-byte piece is all in or all out
@@ -575,20 +577,40 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
     }
   }
   detail::wait_for_previous_grid();  // the int8 activations, row absmax, outlier list and values
-  int count = 0, staged = 0;
+  // Outlier columns j0 … j0 + 31 of the list into shared memory, every load
+  // issued before the stores (W[n0 …, cols[j]] is one sector per weight of
+  // row-major W; past the 512 gathered values x comes from X itself).
+  int count = 0;
+  auto stage_outliers = [&](int j0) {
+    constexpr int kW = kFusedStagedOutliers * kFusedCols / kThreadsHere, kX = kTiles * 8 * kFusedStagedOutliers / kThreadsHere;
+    float wv[kW], xv[kX];
+#pragma unroll
+    for (int u = 0; u < kW; ++u) {
+      const int i = threadIdx.x + u * kThreadsHere, j = j0 + i / kFusedCols, col = n0 + i % kFusedCols;
+      wv[u] = j < count && col < g.n ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kX; ++u) {
+      const int i = threadIdx.x + u * kThreadsHere, token = i / kFusedStagedOutliers, j = j0 + i % kFusedStagedOutliers;
+      xv[u] = j < count && token < m
+                  ? (j < kGatheredCapacity ? g.xo[static_cast<std::size_t>(token) * g.xo_stride + j]
+                                           : load1(x + static_cast<std::size_t>(token) * g.k + g.cols[j]))
+                  : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kW; ++u) {
+      const int i = threadIdx.x + u * kThreadsHere;
+      w_outlier[i / kFusedCols][i % kFusedCols] = wv[u];
+    }
+#pragma unroll
+    for (int u = 0; u < kX; ++u) {
+      const int i = threadIdx.x + u * kThreadsHere;
+      x_outlier[i / kFusedStagedOutliers][i % kFusedStagedOutliers] = xv[u];
+    }
+  };
   if constexpr (kOutliers) {
-    // W[n0 …, cols[j]] is one sector per weight (row-major W): read now, so
-    // that the DRAM latency passes while the W stream below is in flight.
     count = *g.count;
-    staged = min(count, kFusedStagedOutliers);
-    for (int i = threadIdx.x; i < staged * kFusedCols; i += blockDim.x) {
-      const int j = i / kFusedCols, col = n0 + i % kFusedCols;
-      w_outlier[j][i % kFusedCols] = col < g.n ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]) : 0.0f;
-    }
-    for (int i = threadIdx.x; i < kTiles * 8 * staged; i += blockDim.x) {
-      const int token = i / staged, j = i % staged;
-      x_outlier[token][j] = token < m ? g.xo[static_cast<std::size_t>(token) * g.xo_stride + j] : 0.0f;
-    }
+    if (count > 0) stage_outliers(0);  // the first round's DRAM latency passes while the W stream below is in flight
   }
   // W double-buffered: the next step's weights are in flight while this
   // step multiplies (X comes from L1 / L2, at a fraction of DRAM's latency).
@@ -611,27 +633,39 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
     partial[warp][8 * t + 2 * tq + 1][gq + 8] = acc[t][3];
   }
   __syncthreads();
+  // Thread t owns outputs t, t + blockDim.x, … of the block's [token][column] tile.
+  constexpr int kOut = (kTiles * 8 * kFusedCols + kThreadsHere - 1) / kThreadsHere;
+  auto output = [](int u) { return static_cast<int>(threadIdx.x) + u * kThreadsHere; };
+  // X[:, outliers] · W[:, outliers]ᵀ in list order, as epilogue_kernel sums
+  // it, one staged round of columns after another.
+  float outlier[kOut] = {};
+  if constexpr (kOutliers) {
+    for (int j0 = 0; j0 < count; j0 += kFusedStagedOutliers) {
+      if (j0 > 0) {
+        __syncthreads();  // the last round read
+        stage_outliers(j0);
+        __syncthreads();
+      }
+      const int staged = min(count - j0, kFusedStagedOutliers);
+#pragma unroll
+      for (int u = 0; u < kOut; ++u) {
+        if (output(u) >= kTiles * 8 * kFusedCols) break;
+        const int token = output(u) / kFusedCols, c = output(u) % kFusedCols;
+        for (int j = 0; j < staged; ++j) outlier[u] = fmaf(x_outlier[token][j], w_outlier[j][c], outlier[u]);
+      }
+    }
+  }
   constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
-  for (int o = threadIdx.x; o < kTiles * 8 * kFusedCols; o += blockDim.x) {
-    const int token = o / kFusedCols, c = o % kFusedCols, col = n0 + c;
+#pragma unroll
+  for (int u = 0; u < kOut; ++u) {
+    if (output(u) >= kTiles * 8 * kFusedCols) break;
+    const int token = output(u) / kFusedCols, c = output(u) % kFusedCols, col = n0 + c;
     if (token >= m || col >= g.n) continue;
     int q = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) q += partial[w][token][c];
-    // X[:, outliers] · W[:, outliers]ᵀ in list order, as epilogue_kernel sums it.
-    float outlier = 0.0f;
-    if constexpr (kOutliers) {
-      for (int j = 0; j < staged; ++j) outlier = fmaf(x_outlier[token][j], w_outlier[j][c], outlier);
-      const int direct = min(count, kGatheredCapacity);
-      for (int j = staged; j < direct; ++j)  // many outlier columns (rare): straight from memory
-        outlier = fmaf(g.xo[static_cast<std::size_t>(token) * g.xo_stride + j],
-                       outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]), outlier);
-      for (int j = direct; j < count; ++j)
-        outlier = fmaf(load1(x + static_cast<std::size_t>(token) * g.k + g.cols[j]),
-                       outlier_weight(g.w16, g.k, g.wq, g.w_absmax, kp, col, g.cols[j]), outlier);
-    }
     const float dq = __fmul_rn(static_cast<float>(q), __fmul_rn(__fmul_rn(row_absmax[token], g.w_absmax[col]), inv_127_sq));
-    store1(y + static_cast<std::size_t>(token) * g.n + col, dq + outlier);
+    store1(y + static_cast<std::size_t>(token) * g.n + col, dq + outlier[u]);
   }
 }
 
