@@ -462,8 +462,9 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
 // bound there (the weight is N·K bytes, the activations M·K), so the kernel
 // streams the weight once with 16-byte loads, multiplies on the tensor cores
 // (mma.sync m16n8k32, int8 → int32, exact) and dequantizes in registers: no
-// int32 product in memory and no second launch. It starts while the row
-// quantizer runs and loads its first weights before it waits.
+// int32 product in memory and no second launch. It starts while
+// prepare_small_m_kernel (below) runs and loads its first weights before it
+// waits.
 //
 // A block owns 16 output columns (rows of W) and every token; its warps take
 // turns over K in steps of kFusedAhead chunks of 64 bytes. In a chunk, lane
@@ -476,7 +477,7 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
 constexpr int kFusedCols = 16;   // output columns per block (the mma's M)
 constexpr int kFusedChunk = 64;  // K bytes per lane pair of 16-byte loads
 constexpr int kFusedAhead = 4;   // chunks per warp per step: 4 KB of W in flight
-constexpr int kFusedMaxM = 32;   // token tiles of 8: 1, 2 or 4
+constexpr int kFusedMaxM = 32;   // token tiles of 8: 1, 2 or 4 (4: forced path only; it spills and is slower than cuBLASLt)
 constexpr int kFusedPrefetch = 3;  // steps of W asked into L2 before the wait
 constexpr int kFusedStagedOutliers = 32;  // outlier columns a block stages in shared memory per round
 
@@ -491,9 +492,7 @@ __device__ __forceinline__ void mma_s8_m16n8k32(int (&d)[4], std::uint32_t a0, s
 // 16 bytes read once: not kept in L1, where X must stay.
 __device__ __forceinline__ uint4 load_streamed(const std::int8_t* p) {
   uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
 
