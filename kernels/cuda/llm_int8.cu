@@ -87,38 +87,47 @@ __device__ __forceinline__ int byte_count_nonzero(std::uint64_t v) {
   return static_cast<int>((v & 0xFFFFFFFFull) + (v >> 32));
 }
 
+// Block-wide exclusive prefix sum of one int per thread (kBlock threads):
+// returns the sum over the threads before this one, `total` the block's.
+template <int kBlock>
+__device__ __forceinline__ int block_exclusive_sum(int mine, int& total) {
+  __shared__ int warp_total[kBlock / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int incl = mine;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int t = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += t;
+  }
+  if (lane == 31) warp_total[warp] = incl;
+  __syncthreads();
+  int before = 0;
+  total = 0;
+  for (int w = 0; w < kBlock / 32; ++w) {
+    before += w < warp ? warp_total[w] : 0;
+    total += warp_total[w];
+  }
+  __syncthreads();  // warp_total may be reused by the next call
+  return before + incl - mine;
+}
+
 // One block compacts flags[0, k_alloc) (k_alloc % 8 == 0) into cols/count
-// (the epilogue clears the flags, after quantize_rows has read them). Each thread owns 8 consecutive columns per step; a block-wide
-// exclusive scan (warp shuffles, then the warp totals) gives each its offset.
+// (the epilogue clears the flags, after quantize_rows has read them). Each
+// thread owns 8 consecutive columns per step; a block-wide exclusive sum of
+// the counts gives each its place.
 template <int kBlock>
 __device__ void compact_flags_block(std::uint8_t* flags, int k_alloc, int* __restrict__ cols, int* __restrict__ count) {
-  __shared__ int warp_total[kBlock / 32];
-  __shared__ int base;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (threadIdx.x == 0) base = 0;
-  __syncthreads();
+  int base = 0;
   for (int start = 0; start < k_alloc; start += kBlock * 8) {
     const int c = start + threadIdx.x * 8;
     // written by other blocks: read through L2 (__ldcg), never a stale L1 line
     const std::uint64_t f = c < k_alloc ? __ldcg(reinterpret_cast<const unsigned long long*>(flags + c)) : 0ull;
-    const int mine = byte_count_nonzero(f);
-    int incl = mine;
-    for (int o = 1; o < 32; o <<= 1) {
-      const int t = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += t;
-    }
-    if (lane == 31) warp_total[warp] = incl;
-    __syncthreads();
-    int offset = base;
-    for (int w = 0; w < warp; ++w) offset += warp_total[w];
-    offset += incl - mine;
+    int step_total;
+    int offset = base + block_exclusive_sum<kBlock>(byte_count_nonzero(f), step_total);
     if (f != 0ull) {
       for (int e = 0; e < 8; ++e)
         if ((f >> (8 * e)) & 0xFFu) cols[offset++] = c + e;
     }
-    __syncthreads();
-    if (threadIdx.x == kBlock - 1) base = offset;
-    __syncthreads();
+    base += step_total;
   }
   if (threadIdx.x == 0) *count = base;
 }
@@ -707,7 +716,6 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_small_m_kernel(
   __shared__ int group_offset[kPrepMaxGroups];   // its first outlier's place in the block's list
   __shared__ float row_max[kFusedMaxM];          // this block's part of the row maxima
   __shared__ float row_final[kFusedMaxM];        // the cluster's
-  __shared__ int warp_total[kPrepThreads / 32];
   __shared__ int block_count, list_offset, total_count;
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
@@ -775,21 +783,13 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_small_m_kernel(
     if (row >= 0 && (lane == 0 || prev_row != row) && amax > 0u)
       atomicMax(reinterpret_cast<unsigned*>(&row_max[row]), amax);
   }
-  // 3. The slice's outlier columns in ascending order: a block-wide exclusive scan of the groups' counts.
+  // 3. The slice's outlier columns in ascending order: a block-wide exclusive sum of the groups' counts.
   {
-    const int warp = threadIdx.x >> 5;
-    const int mine = static_cast<int>(threadIdx.x) < groups ? __popc(col_mask[threadIdx.x]) : 0;
-    int incl = mine;
-    for (int o = 1; o < 32; o <<= 1) {
-      const int t = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += t;
-    }
-    if (lane == 31) warp_total[warp] = incl;
-    __syncthreads();
-    int before = 0;
-    for (int w = 0; w < warp; ++w) before += warp_total[w];
-    if (static_cast<int>(threadIdx.x) < groups) group_offset[threadIdx.x] = before + incl - mine;
-    if (threadIdx.x == kPrepThreads - 1) block_count = before + incl;
+    int total;
+    const int before =
+        block_exclusive_sum<kPrepThreads>(static_cast<int>(threadIdx.x) < groups ? __popc(col_mask[threadIdx.x]) : 0, total);
+    if (static_cast<int>(threadIdx.x) < groups) group_offset[threadIdx.x] = before;
+    if (threadIdx.x == 0) block_count = total;
   }
   // 4. The cluster's row maxima and this block's place in the column list:
   //    lane r of a warp reads block r's value, so the remote reads of a row
