@@ -65,11 +65,11 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 
 // How forward() runs the layer (the outputs are the same bit for bit):
 //   fused_small_m  one cluster launch flags and quantizes X, one kernel
-//                  multiplies and dequantizes (M ≤ 32 and M·K ≤ ~512 K);
+//                  multiplies and dequantizes (M ≤ 32 and M·K ≤ 512 Ki);
 //   cublaslt       the flag and quantize launches, cuBLASLt, the epilogue (any M);
 //   automatic      fused_small_m up to M = kFusedAutoMaxM where its grid is
 //                  about one wave (N ≤ 16 · 4 · SMs), else cublaslt.
-// The two others than automatic are there for tests and benchmarks.
+// The other two are there for tests and benchmarks.
 enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m };
 inline constexpr int kFusedAutoMaxM = 16;
 
@@ -91,7 +91,7 @@ class LlmInt8Layer {
   // (which tunes the GEMM).
   void forward(const void* x, void* y, int m, cudaStream_t stream);
 
-  // fused_small_m takes M <= 32 (forward throws beyond).
+  // fused_small_m takes M ≤ 32 and M·K ≤ 512 Ki (forward throws beyond).
   void set_path(Int8Path path) { path_ = path; }
 
   // Device buffers of the last forward, for tests.
