@@ -573,7 +573,7 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
   int c0 = warp * kFusedAhead;
   FusedWeights cur, next;
   load_w(c0, cur);  // the weight is there before this layer's kernels run
-  // The wait below lasts until the quantizer ends (a few µs at small M):
+  // The wait below lasts until prepare_small_m_kernel ends (a few µs):
   // meanwhile L2 fetches this warp's next kFusedPrefetch steps, a 128-byte
   // line per lane (16 rows × 256 bytes a step).
 #pragma unroll
@@ -862,6 +862,19 @@ __global__ void plant_outlier_columns_kernel(T* __restrict__ x, std::size_t m, i
 
 int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
+// Clusters of 16 blocks need the non-portable size (H100 / H200 allow it);
+// where the device refuses, the automatic path takes cuBLASLt instead.
+template <class T>
+bool prep_cluster_allowed() {
+  static const bool ok = [] {
+    const bool set =
+        cudaFuncSetAttribute(prepare_small_m_kernel<T>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+    if (!set) (void)cudaGetLastError();  // not sticky: clear it for the next check
+    return set;
+  }();
+  return ok;
+}
+
 template <class F>
 void dispatch(Act act, F&& f) {
   if (act == Act::bf16) f(__nv_bfloat16{});
@@ -951,7 +964,11 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     return LayerView<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
                         cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
   };
-  const bool small_m_fits = prep_fits(m, w_.k_padded);
+  const bool cluster_ok = act_ == Act::bf16 ? prep_cluster_allowed<__nv_bfloat16>() : prep_cluster_allowed<__half>();
+  const bool small_m_fits = cluster_ok && prep_fits(m, w_.k_padded);
+  if (path_ == Int8Path::fused_small_m && !cluster_ok)
+    throw std::runtime_error("LlmInt8Layer::forward: this device does not run clusters of " +
+                             std::to_string(kPrepCluster) + " blocks, which the fused small-M path needs");
   if (path_ == Int8Path::fused_small_m && !small_m_fits)
     throw std::invalid_argument("LlmInt8Layer::forward: M = " + std::to_string(m) + ", K = " + std::to_string(w_.k) +
                                 " is beyond the fused small-M path (M <= " + std::to_string(kFusedMaxM) + ", M·K <= " +
@@ -966,9 +983,6 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     // which starts while the first runs and streams weights until it waits.
     dispatch(act_, [&](auto t) {
       using T = decltype(t);
-      static const cudaError_t allowed =
-          cudaFuncSetAttribute(prepare_small_m_kernel<T>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-      check_cuda(allowed, "cluster size 16 for prepare_small_m_kernel");
       check_cuda(detail::launch_clusters_after_previous_starts(true, kPrepCluster, prepare_small_m_kernel<T>,
                                                                dim3(kPrepCluster), dim3(kPrepThreads), stream,
                                                                static_cast<const T*>(x), m, w_.k, w_.k_padded, threshold_,
