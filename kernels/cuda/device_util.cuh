@@ -149,41 +149,38 @@ inline bool pdl_enabled() {
 }
 // overlap = false: a normal launch (the caller's judgement: measured, an
 // early start pays for a kernel of one wave, where launch latency is a large
-// part of its time, not for one of many waves).
-template <class... Params, class... Args>
-cudaError_t launch_after_previous_starts(bool overlap, void (*kernel)(Params...), dim3 grid, dim3 block,
-                                         cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.stream = stream;
-  cfg.attrs = &attr;
-  cfg.numAttrs = overlap && pdl_enabled() ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
-}
-
-// The same with clusters of `cluster` blocks along x (above 8 the kernel
-// needs cudaFuncAttributeNonPortableClusterSizeAllowed).
+// part of its time, not for one of many waves). cluster > 1: thread block
+// clusters of that many blocks along x (above 8 the kernel needs
+// cudaFuncAttributeNonPortableClusterSizeAllowed).
 template <class... Params, class... Args>
 cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster, void (*kernel)(Params...), dim3 grid,
                                                   dim3 block, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr[2]{};
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  unsigned count = 0;
+  if (cluster > 1) {
+    attr[count].id = cudaLaunchAttributeClusterDimension;
+    attr[count].val.clusterDim.x = cluster;
+    attr[count].val.clusterDim.y = 1;
+    attr[count].val.clusterDim.z = 1;
+    ++count;
+  }
+  if (overlap && pdl_enabled()) {
+    attr[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[count].val.programmaticStreamSerializationAllowed = 1;
+    ++count;
+  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = overlap && pdl_enabled() ? 2 : 1;
+  cfg.numAttrs = count;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
+cudaError_t launch_after_previous_starts(bool overlap, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                         cudaStream_t stream, Args&&... args) {
+  return launch_clusters_after_previous_starts(overlap, 1u, kernel, grid, block, stream, std::forward<Args>(args)...);
 }
 
 inline int sm_count() {

@@ -52,6 +52,14 @@ __device__ __forceinline__ std::uint32_t pack_bytes(std::uint32_t a, std::uint32
   return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
 }
 
+// The int32 product of row and column back to a float: the CPU reference's
+// operations in its order (no FMA). The epilogue and the fused small-M GEMM
+// both call this, so their outputs agree bit for bit.
+__device__ __forceinline__ float dequantize_int32(int q, float row_absmax, float col_absmax) {
+  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
+  return __fmul_rn(static_cast<float>(q), __fmul_rn(__fmul_rn(row_absmax, col_absmax), inv_127_sq));
+}
+
 // Per-row quantization of W: the same rule with threshold +inf.
 template <class T>
 __global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_padded, std::int8_t* __restrict__ q,
@@ -445,7 +453,6 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     }
   }
   if (!active) return;
-  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
 #pragma unroll
   for (int i = 0; i < kEpilogueRows; ++i) {
     const int row = m0 + i;
@@ -454,9 +461,7 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     alignas(8) T out[kEpilogueCols];
 #pragma unroll
     for (int c = 0; c < kEpilogueCols; ++c) {
-      // The CPU reference's dequantization, operation for operation (no FMA).
-      const float dq = __fmul_rn(static_cast<float>(q[c]), __fmul_rn(__fmul_rn(ra[i], ca[c]), inv_127_sq));
-      store1(out + c, dq + acc[i][c]);
+      store1(out + c, dequantize_int32(q[c], ra[i], ca[c]) + acc[i][c]);
     }
     T* yr = y + static_cast<std::size_t>(row) * n + col0;
     if (n % kEpilogueCols == 0) {
@@ -663,7 +668,6 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
       }
     }
   }
-  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
 #pragma unroll
   for (int u = 0; u < kOut; ++u) {
     if (output(u) >= kTiles * 8 * kFusedCols) break;
@@ -672,8 +676,7 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
     int q = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) q += partial[w][token][c];
-    const float dq = __fmul_rn(static_cast<float>(q), __fmul_rn(__fmul_rn(row_absmax[token], g.w_absmax[col]), inv_127_sq));
-    store1(y + static_cast<std::size_t>(token) * g.n + col, dq + outlier[u]);
+    store1(y + static_cast<std::size_t>(token) * g.n + col, dequantize_int32(q, row_absmax[token], g.w_absmax[col]) + outlier[u]);
   }
 }
 
