@@ -345,17 +345,20 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
           x16[i] = to16(x[i], act);
           x[i] = decode<float>(act == DType::bf16 ? bf16 : fp16, x16[i]);
         }
+        std::vector<double> w16(N * K);  // the weight as dequantize_4bit writes it in this type
+        for (std::size_t i = 0; i < w16.size(); ++i)
+          w16[i] = decode<double>(act == DType::bf16 ? bf16 : fp16, to16(wd[i], act));
         Dev<std::uint16_t> xd(M * K), yd(M * N);
         xd.up(x16.data());
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
                              cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
-                             cuda::Gemm4Variant::cores}) {
+                             cuda::Gemm4Variant::cores, cuda::Gemm4Variant::tiled}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));
         CUDA_OK(cudaDeviceSynchronize());
         const auto y = yd.down();
-        std::size_t bad = 0;
+        std::size_t bad = 0, bad16 = 0;
         double num = 0, den = 0;
         for (std::size_t m = 0; m < M; ++m)
           for (std::size_t n = 0; n < N; ++n) {
@@ -365,6 +368,16 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
               mag += std::fabs(static_cast<double>(x[m * K + k]) * wd[n * K + k]);
             }
             const double got = decode<double>(act == DType::bf16 ? bf16 : fp16, y[m * N + n]);
+            if (variant == cuda::Gemm4Variant::tiled && M > 1) {
+              // tiled: the weight rounded once to the activation type, as dequantize_4bit writes
+              // it, then fp32 accumulation: only y's rounding and the summation's error remain.
+              double ref16 = 0;
+              for (std::size_t k = 0; k < K; ++k)
+                ref16 += static_cast<double>(x[m * K + k]) * w16[n * K + k];
+              const double tol16 = std::ldexp(std::fabs(ref16), act == DType::bf16 ? -8 : -10) +
+                                   std::ldexp(mag, -16) + 1e-6;
+              if (!(std::fabs(got - ref16) <= tol16)) ++bad16;
+            }
             // Tolerance: table values rounded to the activation type (2^-9 bf16 /
             // 2^-12 fp16 relative each) and y rounded once: 2^-7 of Σ|x·w| covers both.
             const double tol = std::ldexp(mag, act == DType::bf16 ? -7 : -9) + 1e-6;
@@ -373,6 +386,7 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
             den += ref * ref;
           }
         EXPECT_EQ(bad, 0u);
+        EXPECT_EQ(bad16, 0u);
         EXPECT_LT(std::sqrt(num / den), act == DType::bf16 ? 1e-2 : 2e-3);
         }
       }

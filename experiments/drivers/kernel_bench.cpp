@@ -474,6 +474,7 @@ void run_gemm(Bench& b) {
           if (M <= 16) runs.push_back({"lowbit-pipe16", DType::bf16, Gemm4Variant::pipelined16});
           if (M == 1) runs.push_back({"lowbit-cores", DType::bf16, Gemm4Variant::cores});
           runs.push_back({"lowbit-v1", DType::bf16, Gemm4Variant::registers});
+          if (M > 1) runs.push_back({"lowbit-tiled", DType::bf16, Gemm4Variant::tiled});
         }
         for (const Run& r : runs) {
           const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;

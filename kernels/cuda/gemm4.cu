@@ -49,7 +49,7 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)
 template <>
 __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                                         std::uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -58,7 +58,7 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const std
 template <>
 __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                                  std::uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -435,6 +435,234 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
   return static_cast<int>(cudaGetLastError());
 }
 
+// ---------------------------------------------------------------- tiled version (M = 17 … 64)
+//
+// The kernels above give each CTA 32 rows and split K over its warps, so
+// every CTA reads all of x: N/32 · M·K·2 bytes from L2 (256 MB at 8192²,
+// M = 64, against 32 MB of weights), through L1 with nothing else in flight.
+// Here the warps of a CTA share x instead. A CTA owns 32·kRG rows; its
+// kRG·kKG warps are kRG row groups (32 rows each) × kKG K groups. One stage
+// of the CTA-wide cp.async ring holds, for each K group, its next 64-element
+// chunk: x for all tokens (MT·8 rows of 128 bytes, 16-byte pieces swizzled
+// by token so that a quarter warp's reads never share a bank), the CTA's
+// codes (32 bytes per row) and their block scales. Each x fragment read from
+// shared memory now serves kRG·2 row tiles, and L2 sends x N/(32·kRG) times.
+// Fragments and k-slot order are those of the kernels above; the weight
+// enters the mma already scaled (see below), so each accumulator chain runs
+// across chunks and a warp has 2·MT of them in flight (the kernels above
+// restart a 4-mma chain per chunk and scale it with FFMAs).
+// Measured (H200, M = 64): 8192² 57.7 µs against 88.8 for the registers
+// kernel; a version with one k16 step per warp (16 warps, 4× less x per
+// stage) was slower (64.7 µs).
+template <int MT, int kRG, int kKG>
+struct TiledShape {
+  static constexpr int kRows = 32 * kRG, kThreads = kRG * kKG * 32, kTok = MT * 8;
+  // One stage: x [kKG][kTok][128 B] (swizzled), codes [kKG][kRows][32 B], scale words [kKG][2][kRows].
+  static constexpr int kXBytes = kKG * kTok * 128;
+  static constexpr int kWBytes = kKG * kRows * 32;
+  static constexpr int kStageBytes = kXBytes + kWBytes + kKG * 2 * kRows * 4;
+  static constexpr int kReduceBytes = kKG * kTok * kRows * 4;
+  static constexpr int kXPerThread = kKG * kTok * 8 / kThreads;  // 16-byte pieces of x per thread and stage
+  static constexpr int kXRowStep = kThreads / 8;                  // x rows (of 128 B) between a thread's pieces
+  static_assert(kKG * kTok * 8 % kThreads == 0 && (kTok & (kTok - 1)) == 0, "x pieces per thread");
+};
+
+// The tiled kernel's table: per byte value the two fp32 values (high nibble
+// first), one 8-byte copy per lane (a warp's LDS.64 reads 256 contiguous bytes).
+constexpr int kPairLutBytes = 256 * 32 * 8;
+
+template <int MT, int kRG, int kKG, int kStages>
+constexpr int tiled_smem_bytes() {
+  using S = TiledShape<MT, kRG, kKG>;
+  return kPairLutBytes + (kStages * S::kStageBytes > S::kReduceBytes ? kStages * S::kStageBytes : S::kReduceBytes);
+}
+
+template <class ActT>
+__device__ __forceinline__ std::uint32_t scaled_pair(const float2* lut_lane, std::uint32_t w, unsigned byte, float s) {
+  const float2 v = lut_lane[__byte_perm(w, 0u, 0x4440u | byte) * 32u];
+  return pack2<ActT>(v.x * s, v.y * s);
+}
+
+template <class ActT, int MT, int kRG, int kKG, int kStages>
+__global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT* __restrict__ x, int M,
+                                                                    const std::uint8_t* __restrict__ codes,
+                                                                    BlockScales sc, std::size_t block,
+                                                                    int block_shift, int N, int K, Table16 t,
+                                                                    Dyn8Table dq_table, ActT* __restrict__ y) {
+  using S = TiledShape<MT, kRG, kKG>;
+  constexpr int kThreads = S::kThreads, kTok = S::kTok;
+  extern __shared__ __align__(16) unsigned char smem[];
+  float2* lut = reinterpret_cast<float2*>(smem);
+  unsigned char* ring = smem + kPairLutBytes;
+  __shared__ float values[16];
+  __shared__ float dyn8[256];
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const int rg = warp % kRG, kg = warp / kRG;
+  const int n0 = blockIdx.x * S::kRows;
+  const int chunks = K / 64, supers = (chunks + kKG - 1) / kKG;
+  const unsigned row_bytes = static_cast<unsigned>(K) / 2u;
+  const bool dq = sc.dq_codes != nullptr;
+  const unsigned blk = static_cast<unsigned>(block);
+
+  // This thread's x pieces: piece tid % 8 of x rows R = tid / 8 + k·kXRowStep (R = group · kTok + token);
+  // the destination moves by a constant, the source by the chunk.
+  const int piece = tid & 7, r0 = tid >> 3;
+  const unsigned x_dst0 = r0 * 128 + ((piece ^ (r0 & 7)) << 4);  // kXRowStep is a multiple of 8
+  static_assert(kThreads == kKG * S::kRows, "one scale word per thread and stage");
+  auto issue = [&](int i) {
+    if (i < supers) {
+      unsigned char* st = ring + (i % kStages) * S::kStageBytes;
+#pragma unroll
+      for (int k = 0; k < S::kXPerThread; ++k) {
+        const int R = r0 + k * S::kXRowStep, tok = R & (kTok - 1), grp = R / kTok;
+        const int c = i * kKG + grp;
+        const bool ok = tok < M && c < chunks;
+        const ActT* src = x + (ok ? static_cast<unsigned>(tok * K + c * 64 + piece * 8) : 0u);
+        cp_async16(st + x_dst0 + k * S::kXRowStep * 128, src, ok ? 16 : 0);
+      }
+#pragma unroll
+      for (int p = tid; p < kKG * S::kRows * 2; p += kThreads) {  // codes: two 16-byte halves per row
+        const int grp = p / (S::kRows * 2), row = (p / 2) % S::kRows, half = p % 2;
+        const int c = i * kKG + grp;
+        const bool ok = n0 + row < N && c < chunks;
+        const std::uint8_t* src = codes + (ok ? (n0 + row) * row_bytes + c * 32u + half * 16u : 0u);
+        cp_async16(st + S::kXBytes + p * 16, src, ok ? 16 : 0);
+      }
+      if (tid < kKG * S::kRows) {  // scales: the block of (row, chunk)
+        const int grp = tid / S::kRows, row = tid % S::kRows;
+        const int c = i * kKG + grp;
+        const bool ok = n0 + row < N && c < chunks;
+        const unsigned e = static_cast<unsigned>(min(n0 + row, N - 1)) * static_cast<unsigned>(K) +
+                           static_cast<unsigned>(min(c, chunks - 1)) * 64u;
+        const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
+        auto* sw = reinterpret_cast<std::uint32_t*>(st + S::kXBytes + S::kWBytes) + grp * 2 * S::kRows + row;
+        if (dq) {
+          cp_async4(sw, sc.dq_codes + (b & ~3u), ok ? 4 : 0);
+          cp_async4(sw + S::kRows, sc.dq_absmax + (b >> 8), ok ? 4 : 0);
+        } else {
+          cp_async4(sw, sc.absmax + b, ok ? 4 : 0);
+        }
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) issue(i);
+
+  if (tid < 16) values[tid] = t.value[tid];
+  if (dq)
+    for (int i = tid; i < 256; i += kThreads) dyn8[i] = dq_table.v[i];
+  __syncthreads();
+  for (int f = tid; f < 256 * 32; f += kThreads) {
+    const int b = f >> 5;
+    lut[f] = make_float2(values[b >> 4], values[b & 15]);
+  }
+  const float2* lut_lane = lut + lane;
+
+  float acc[2][MT][4];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+
+  for (int i = 0; i < supers; ++i) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage i has landed for every thread; stage i − 1 is free again
+    issue(i + kStages - 1);
+    const unsigned c = static_cast<unsigned>(i * kKG + kg);
+    if (c >= static_cast<unsigned>(chunks)) continue;
+    const unsigned char* st = ring + (i % kStages) * S::kStageBytes;
+    const unsigned char* xg = st + kg * kTok * 128;
+    const unsigned char* wq = st + S::kXBytes + kg * S::kRows * 32;
+    const auto* sw = reinterpret_cast<const std::uint32_t*>(st + S::kXBytes + S::kWBytes) + kg * 2 * S::kRows;
+    float s[2][2];
+    uint2 wv[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = rg * 32 + r * 16 + g + 8 * h;
+        wv[r][h] = *reinterpret_cast<const uint2*>(wq + row * 32 + q * 8);
+        float v = __uint_as_float(sw[row]);
+        if (dq) {
+          const unsigned e = static_cast<unsigned>(min(n0 + row, N - 1)) * static_cast<unsigned>(K) + c * 64u;
+          const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
+          const std::uint32_t code = (sw[row] >> (8u * (b & 3u))) & 0xFFu;
+          v = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[S::kRows + row])), sc.dq_offset);
+        }
+        s[r][h] = v;
+      }
+    // The weights dequantized as dequantize_4bit does (fl32(value · s), rounded
+    // once to the activation type), so the mma accumulates across chunks: 2·MT
+    // independent chains per warp instead of a 4-deep chain per chunk and tile.
+    std::uint32_t a[2][4][4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int tt = 0; tt < 4; ++tt) {
+        const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
+        const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
+        const unsigned b0 = 2u * (tt & 1);
+        a[r][tt][0] = scaled_pair<ActT>(lut_lane, w0, b0, s[r][0]);
+        a[r][tt][1] = scaled_pair<ActT>(lut_lane, w1, b0, s[r][1]);
+        a[r][tt][2] = scaled_pair<ActT>(lut_lane, w0, b0 + 1, s[r][0]);
+        a[r][tt][3] = scaled_pair<ActT>(lut_lane, w1, b0 + 1, s[r][1]);
+      }
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {  // tiles past the last token hold zeros
+      const unsigned char* xr = xg + (j * 8 + g) * 128;
+      const uint4 xb0 = *reinterpret_cast<const uint4*>(xr + (((2 * q) ^ g) * 16));
+      const uint4 xb1 = *reinterpret_cast<const uint4*>(xr + (((2 * q + 1) ^ g) * 16));
+      const std::uint32_t b[8] = {xb0.x, xb0.y, xb0.z, xb0.w, xb1.x, xb1.y, xb1.z, xb1.w};
+#pragma unroll
+      for (int tt = 0; tt < 4; ++tt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) mma16816<ActT>(acc[r][j], a[r][tt], b[2 * tt], b[2 * tt + 1]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // The K groups' partial sums meet in shared memory (the ring is free), added in group order.
+  float* red = reinterpret_cast<float*>(ring);  // [kKG][kTok][kRows]
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int j = 0; j < MT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = rg * 32 + r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+        red[(kg * kTok + tok) * S::kRows + row] = acc[r][j][i];
+      }
+  __syncthreads();
+  for (int idx = tid; idx < kTok * S::kRows; idx += kThreads) {
+    const int tok = idx / S::kRows, row = idx % S::kRows;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kKG; ++w) sum += red[(w * kTok + tok) * S::kRows + row];
+    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
+  }
+}
+
+constexpr std::size_t tiled_ctas(std::size_t n, int row_groups) { return (n + 32 * row_groups - 1) / (32 * row_groups); }
+
+template <class ActT, int MT, int kRG, int kKG, int kStages>
+int launch_tiled(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  constexpr int smem = tiled_smem_bytes<MT, kRG, kKG, kStages>();
+  const auto kernel = gemm4_tiled_kernel<ActT, MT, kRG, kKG, kStages>;
+  static const int attr_rc =
+      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (attr_rc != 0) return attr_rc;
+  constexpr int rows = TiledShape<MT, kRG, kKG>::kRows;
+  const unsigned grid = static_cast<unsigned>((w.N + rows - 1) / rows);
+  kernel<<<grid, kRG * kKG * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift, static_cast<int>(w.N),
+                                             static_cast<int>(w.K), w.table, dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+
 // ---------------------------------------------------------------- M = 1 on the CUDA cores
 //
 // One token: m16n8k16 would leave 7 of its 8 token columns empty, so the
@@ -625,6 +853,29 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
+// Two row groups (64 rows per CTA) while that still fills half the SMs, else one (4096-row layers).
+template <class ActT>
+int launch_tiled_by_shape(const ActT* x, int m, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y,
+                          cudaStream_t st) {
+  const bool two = 2 * tiled_ctas(w.N, 2) >= static_cast<std::size_t>(detail::sm_count());
+  if (m <= 16) return two ? launch_tiled<ActT, 2, 2, 4, 3>(x, m, w, shift, dq, y, st)
+                          : launch_tiled<ActT, 2, 1, 4, 3>(x, m, w, shift, dq, y, st);
+  if (m <= 32) return two ? launch_tiled<ActT, 4, 2, 4, 3>(x, m, w, shift, dq, y, st)
+                          : launch_tiled<ActT, 4, 1, 4, 3>(x, m, w, shift, dq, y, st);
+  return two ? launch_tiled<ActT, 8, 2, 4, 3>(x, m, w, shift, dq, y, st)
+             : launch_tiled<ActT, 8, 1, 4, 3>(x, m, w, shift, dq, y, st);
+}
+
+// The tiled kernel runs one CTA per SM; where its last wave would leave more
+// than a quarter of the GPU idle (4096×11008: 172 CTAs on 132 SMs) the
+// registers kernel is faster (kernels/NOTES.md, session 6).
+inline bool tiled_waves_fill(std::size_t n) {
+  const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
+  const std::size_t ctas = 2 * tiled_ctas(n, 2) >= sms ? tiled_ctas(n, 2) : tiled_ctas(n, 1);
+  const std::size_t waves = (ctas + sms - 1) / sms;
+  return 4 * (waves * sms - ctas) <= waves * sms;
+}
+
 template <class ActT>
 int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStream_t st, Gemm4Variant variant) {
   static const Dyn8Table dq = [] {
@@ -646,12 +897,20 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     Gemm4Variant v = variant;
     // Measured (H200, kernels/NOTES.md): 16 warps per CTA are the fastest at M <= 4 on 4 of
     // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
+    // Above 32 tokens the tiled kernel, where its grid fills its waves.
     if (v == Gemm4Variant::automatic)
       v = m == 1 ? Gemm4Variant::cores
-                          : (m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers));
+                 : (m <= 4 ? Gemm4Variant::pipelined16
+                           : (m <= 16 ? Gemm4Variant::pipelined
+                                      : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled
+                                                                         : Gemm4Variant::registers)));
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
+    if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
+      v = Gemm4Variant::registers;  // 32-bit indexing
     if (v == Gemm4Variant::cores) {
       rc = launch_cores(xm, w, shift, dq, ym, st);
+    } else if (v == Gemm4Variant::tiled) {
+      rc = launch_tiled_by_shape(xm, m, w, shift, dq, ym, st);
     } else if (v == Gemm4Variant::pipelined16 && pipe_ok && m <= 16) {
       if (m <= 8) rc = launch_pipe<ActT, 1, 16, 3>(xm, m, w, shift, dq, ym, st);
       else rc = launch_pipe<ActT, 2, 16, 3>(xm, m, w, shift, dq, ym, st);

@@ -42,13 +42,15 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  cores for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers above
-//              (the fastest, measured)
+//   automatic  cores for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers for
+//              M <= 32, tiled above where its grid fills its waves (the fastest, measured)
 //   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
 //   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
-enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores };
+//   tiled      a CTA-wide cp.async ring shares x among the warps of 64 (or 32) rows; the weight
+//              enters the mma as dequantize_4bit writes it (fl32(value·s) rounded once to bf16/fp16)
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
