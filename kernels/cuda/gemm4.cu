@@ -82,33 +82,40 @@ __device__ __forceinline__ void store_act<__half>(__half* p, float v) {
 
 constexpr int kRows = 32;  // rows per CTA (two 16-row tiles)
 
-// Both kernels end the same way: each warp's mma fragments (rows r·16 + g +
-// 8·(i>>1), tokens j·8 + 2q + (i&1)) go to shared memory, and the W partial
-// sums of every (token, row) are added and stored. `red` reuses the table's
-// shared memory ([W][MT·8][kRows] floats); the caller syncs before.
-template <class ActT, int MT, int W>
-__device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[2][MT][4], int tid, int M, int N,
-                                                 int n0, ActT* __restrict__ y) {
-  constexpr int kTok = MT * 8, kStride = kRows;
-  static_assert(W * kTok * kStride <= 256 * 32, "reduction buffer exceeds the table");
-  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+// The kernels end the same way: each warp's mma fragments (rows row0 + r·16 +
+// g + 8·(i>>1), tokens j·8 + 2q + (i&1)) go to slot `slot` of a shared-memory
+// buffer [kSlots][MT·8][kRowsT] floats, and the slots' partial sums of every
+// (token, row) are added in slot order and stored. `red` reuses the table's
+// shared memory; the caller syncs before.
+template <class ActT, int MT, int kSlots, int kRowsT>
+__device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[2][MT][4], int slot, int row0,
+                                                 int tid, int threads, int M, int N, int n0, ActT* __restrict__ y) {
+  constexpr int kTok = MT * 8;
+  const int lane = tid & 31, g = lane >> 2, q = lane & 3;
 #pragma unroll
   for (int r = 0; r < 2; ++r)
 #pragma unroll
     for (int j = 0; j < MT; ++j)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int row = r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
-        red[(warp * kTok + tok) * kStride + row] = acc[r][j][i];
+        const int row = row0 + r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
+        red[(slot * kTok + tok) * kRowsT + row] = acc[r][j][i];
       }
   __syncthreads();
-  for (int idx = tid; idx < kTok * kRows; idx += W * 32) {
-    const int tok = idx / kRows, row = idx % kRows;
+  for (int idx = tid; idx < kTok * kRowsT; idx += threads) {
+    const int tok = idx / kRowsT, row = idx % kRowsT;
     float sum = 0.0f;
 #pragma unroll
-    for (int w = 0; w < W; ++w) sum += red[(w * kTok + tok) * kStride + row];
+    for (int w = 0; w < kSlots; ++w) sum += red[(w * kTok + tok) * kRowsT + row];
     if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
   }
+}
+
+// A double-quantized block scale: the dyn8 code of block b (byte b % 4 of its word) times
+// the absmax of its 256 blocks, plus the offset — dequantize_4bit's arithmetic.
+__device__ __forceinline__ float dq_scale(const float* dyn8, std::uint32_t code_word, unsigned b, float absmax,
+                                          float offset) {
+  return __fadd_rn(__fmul_rn(dyn8[(code_word >> (8u * (b & 3u))) & 0xFFu], absmax), offset);
 }
 
 template <class ActT, int MT, int W, int U>
@@ -137,13 +144,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ 
   const std::uint32_t* lut_lane = lut + lane;
   const std::size_t row_bytes = static_cast<std::size_t>(K) / 2;
 
-  float acc[2][MT][4];
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+  float acc[2][MT][4] = {};
 
   for (int c0 = warp * U; c0 < chunks; c0 += W * U) {
     uint2 wv[U][2][2];
@@ -218,7 +219,8 @@ __global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ 
 
   // Cross-warp reduction through shared memory (the table is no longer needed).
   __syncthreads();
-  reduce_and_store<ActT, MT, W>(reinterpret_cast<float*>(lut), acc, tid, M, N, n0, y);
+  static_assert(W * MT * 8 * kRows <= 256 * 32, "reduction buffer exceeds the table");
+  reduce_and_store<ActT, MT, W, kRows>(reinterpret_cast<float*>(lut), acc, tid >> 5, 0, tid, W * 32, M, N, n0, y);
 }
 
 template <class ActT, int MT, int W, int U>
@@ -329,8 +331,6 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
   __syncthreads();
   const std::uint32_t* lut_lane = lut + lane;
 
-  // The dq code byte's position in its word differs per row (blocks may straddle rows).
-  unsigned dq_shift[2][2] = {{0, 0}, {0, 0}};
   unsigned e_rows[2][2];
 #pragma unroll
   for (int r = 0; r < 2; ++r)
@@ -339,13 +339,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
       e_rows[r][h] = static_cast<unsigned>(min(n0 + r * 16 + g + 8 * h, N - 1)) * static_cast<unsigned>(K);
   const ActT* xq = x + static_cast<std::size_t>(g) * K + q * 16;
 
-  float acc[2][MT][4];
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+  float acc[2][MT][4] = {};
 
   for (int i = 0; i < my_chunks; ++i) {
     cp_async_wait<kStages - 2>();
@@ -372,9 +366,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
           const int row = r * 16 + g + 8 * h;
           const unsigned e = e_rows[r][h] + c * 64u;
           const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
-          dq_shift[r][h] = 8u * (b & 3u);
-          const std::uint32_t code = (sw[row] >> dq_shift[r][h]) & 0xFFu;
-          s[r][h] = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[32 + row])), sc.dq_offset);
+          s[r][h] = dq_scale(dyn8, sw[row], b, __uint_as_float(sw[32 + row]), sc.dq_offset);
         }
     }
     std::uint32_t a[2][4][4];
@@ -416,7 +408,8 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
 
   // Cross-warp reduction through shared memory (the table is no longer needed).
   __syncthreads();
-  reduce_and_store<ActT, MT, W>(reinterpret_cast<float*>(lut), acc, tid, M, N, n0, y);
+  static_assert(W * MT * 8 * kRows <= 256 * 32, "reduction buffer exceeds the table");
+  reduce_and_store<ActT, MT, W, kRows>(reinterpret_cast<float*>(lut), acc, tid >> 5, 0, tid, W * 32, M, N, n0, y);
 }
 
 template <class ActT, int MT, int W, int S>
@@ -560,13 +553,7 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
   }
   const float2* lut_lane = lut + lane;
 
-  float acc[2][MT][4];
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.0f;
+  float acc[2][MT][4] = {};
 
   for (int i = 0; i < supers; ++i) {
     cp_async_wait<kStages - 2>();
@@ -590,8 +577,7 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
         if (dq) {
           const unsigned e = static_cast<unsigned>(min(n0 + row, N - 1)) * static_cast<unsigned>(K) + c * 64u;
           const unsigned b = block_shift >= 0 ? e >> block_shift : e / blk;
-          const std::uint32_t code = (sw[row] >> (8u * (b & 3u))) & 0xFFu;
-          v = __fadd_rn(__fmul_rn(dyn8[code], __uint_as_float(sw[S::kRows + row])), sc.dq_offset);
+          v = dq_scale(dyn8, sw[row], b, __uint_as_float(sw[S::kRows + row]), sc.dq_offset);
         }
         s[r][h] = v;
       }
@@ -627,24 +613,8 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
   __syncthreads();
 
   // The K groups' partial sums meet in shared memory (the ring is free), added in group order.
-  float* red = reinterpret_cast<float*>(ring);  // [kKG][kTok][kRows]
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int j = 0; j < MT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int row = rg * 32 + r * 16 + g + 8 * (i >> 1), tok = j * 8 + 2 * q + (i & 1);
-        red[(kg * kTok + tok) * S::kRows + row] = acc[r][j][i];
-      }
-  __syncthreads();
-  for (int idx = tid; idx < kTok * S::kRows; idx += kThreads) {
-    const int tok = idx / S::kRows, row = idx % S::kRows;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kKG; ++w) sum += red[(w * kTok + tok) * S::kRows + row];
-    if (tok < M && n0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + n0 + row, sum);
-  }
+  reduce_and_store<ActT, MT, kKG, S::kRows>(reinterpret_cast<float*>(ring), acc, kg, rg * 32, tid, kThreads, M, N,
+                                            n0, y);
 }
 
 constexpr std::size_t tiled_ctas(std::size_t n, int row_groups) { return (n + 32 * row_groups - 1) / (32 * row_groups); }
