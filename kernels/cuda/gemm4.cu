@@ -65,7 +65,7 @@ __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const std::uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ std::uint32_t lut_word(const std::uint32_t* lut_lane, std::uint32_t w, int byte) {
+__device__ __forceinline__ std::uint32_t lut_word(const std::uint32_t* lut_lane, std::uint32_t w, unsigned byte) {
   return lut_lane[((w >> (8 * byte)) & 0xFFu) * 32u];
 }
 
@@ -116,6 +116,27 @@ __device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[
 __device__ __forceinline__ float dq_scale(const float* dyn8, std::uint32_t code_word, unsigned b, float absmax,
                                           float offset) {
   return __fadd_rn(__fmul_rn(dyn8[(code_word >> (8u * (b & 3u))) & 0xFFu], absmax), offset);
+}
+
+// The A fragments of one 64-element chunk for rows g, g + 8 of both 16-row
+// tiles r, from the lane's 8 code bytes of each row (wv[r][h], h = 1 for row
+// g + 8): k16 step tt takes bytes 2·(tt & 1) and + 1 of word tt < 2 ? x : y —
+// the k-slot order every kernel here shares with its x fragments.
+// look(word, byte, r, h) turns one code byte into a register of two values.
+template <class Look>
+__device__ __forceinline__ void a_fragments(std::uint32_t (&a)[2][4][4], const uint2 (&wv)[2][2], Look look) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int tt = 0; tt < 4; ++tt) {
+      const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
+      const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
+      const unsigned b0 = 2u * (tt & 1);
+      a[r][tt][0] = look(w0, b0, r, 0);
+      a[r][tt][1] = look(w1, b0, r, 1);
+      a[r][tt][2] = look(w0, b0 + 1, r, 0);
+      a[r][tt][3] = look(w1, b0 + 1, r, 1);
+    }
 }
 
 template <class ActT, int MT, int W, int U>
@@ -181,18 +202,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_kernel(const ActT* __restrict__ 
       const int c = c0 + u;
       if (c >= chunks) break;
       std::uint32_t a[2][4][4];
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int tt = 0; tt < 4; ++tt) {
-          const std::uint32_t w0 = tt < 2 ? wv[u][r][0].x : wv[u][r][0].y;  // row g
-          const std::uint32_t w1 = tt < 2 ? wv[u][r][1].x : wv[u][r][1].y;  // row g + 8
-          const int b0 = 2 * (tt & 1);
-          a[r][tt][0] = lut_word(lut_lane, w0, b0);
-          a[r][tt][1] = lut_word(lut_lane, w1, b0);
-          a[r][tt][2] = lut_word(lut_lane, w0, b0 + 1);
-          a[r][tt][3] = lut_word(lut_lane, w1, b0 + 1);
-        }
+      a_fragments(a, wv[u], [&](std::uint32_t w, unsigned byte, int, int) { return lut_word(lut_lane, w, byte); });
 #pragma unroll
       for (int j = 0; j < MT; ++j) {
         const int token = j * 8 + g;
@@ -370,18 +380,7 @@ __global__ void __launch_bounds__(W * 32) gemm4_pipe_kernel(const ActT* __restri
         }
     }
     std::uint32_t a[2][4][4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int tt = 0; tt < 4; ++tt) {
-        const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
-        const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
-        const unsigned b0 = 2u * (tt & 1);
-        a[r][tt][0] = lut_byte(lut_lane, w0, b0);
-        a[r][tt][1] = lut_byte(lut_lane, w1, b0);
-        a[r][tt][2] = lut_byte(lut_lane, w0, b0 + 1);
-        a[r][tt][3] = lut_byte(lut_lane, w1, b0 + 1);
-      }
+    a_fragments(a, wv, [&](std::uint32_t w, unsigned byte, int, int) { return lut_byte(lut_lane, w, byte); });
     __syncwarp();  // every lane has read this stage; the next issue may overwrite it
 #pragma unroll
     for (int j = 0; j < MT; ++j) {
@@ -428,7 +427,7 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
   return static_cast<int>(cudaGetLastError());
 }
 
-// ---------------------------------------------------------------- tiled version (M = 17 … 64)
+// ---------------------------------------------------------------- tiled version (M ≤ 64; automatic above 32)
 //
 // The kernels above give each CTA 32 rows and split K over its warps, so
 // every CTA reads all of x: N/32 · M·K·2 bytes from L2 (256 MB at 8192²,
@@ -502,7 +501,7 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
   // the destination moves by a constant, the source by the chunk.
   const int piece = tid & 7, r0 = tid >> 3;
   const unsigned x_dst0 = r0 * 128 + ((piece ^ (r0 & 7)) << 4);  // kXRowStep is a multiple of 8
-  static_assert(kThreads == kKG * S::kRows, "one scale word per thread and stage");
+  static_assert(kThreads == kKG * S::kRows, "one scale word and two code pieces per thread and stage");
   auto issue = [&](int i) {
     if (i < supers) {
       unsigned char* st = ring + (i % kStages) * S::kStageBytes;
@@ -515,8 +514,8 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
         cp_async16(st + x_dst0 + k * S::kXRowStep * 128, src, ok ? 16 : 0);
       }
 #pragma unroll
-      for (int p = tid; p < kKG * S::kRows * 2; p += kThreads) {  // codes: two 16-byte halves per row
-        const int grp = p / (S::kRows * 2), row = (p / 2) % S::kRows, half = p % 2;
+      for (int k = 0; k < 2; ++k) {  // codes: two 16-byte halves per row, two per thread
+        const int p = tid + k * kThreads, grp = p / (S::kRows * 2), row = (p / 2) % S::kRows, half = p % 2;
         const int c = i * kKG + grp;
         const bool ok = n0 + row < N && c < chunks;
         const std::uint8_t* src = codes + (ok ? (n0 + row) * row_bytes + c * 32u + half * 16u : 0u);
@@ -585,18 +584,9 @@ __global__ void __launch_bounds__(kRG * kKG * 32) gemm4_tiled_kernel(const ActT*
     // once to the activation type), so the mma accumulates across chunks: 2·MT
     // independent chains per warp instead of a 4-deep chain per chunk and tile.
     std::uint32_t a[2][4][4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int tt = 0; tt < 4; ++tt) {
-        const std::uint32_t w0 = tt < 2 ? wv[r][0].x : wv[r][0].y;  // row g
-        const std::uint32_t w1 = tt < 2 ? wv[r][1].x : wv[r][1].y;  // row g + 8
-        const unsigned b0 = 2u * (tt & 1);
-        a[r][tt][0] = scaled_pair<ActT>(lut_lane, w0, b0, s[r][0]);
-        a[r][tt][1] = scaled_pair<ActT>(lut_lane, w1, b0, s[r][1]);
-        a[r][tt][2] = scaled_pair<ActT>(lut_lane, w0, b0 + 1, s[r][0]);
-        a[r][tt][3] = scaled_pair<ActT>(lut_lane, w1, b0 + 1, s[r][1]);
-      }
+    a_fragments(a, wv, [&](std::uint32_t w, unsigned byte, int r, int h) {
+      return scaled_pair<ActT>(lut_lane, w, byte, s[r][h]);
+    });
 #pragma unroll
     for (int j = 0; j < MT; ++j) {  // tiles past the last token hold zeros
       const unsigned char* xr = xg + (j * 8 + g) * 128;
@@ -628,7 +618,7 @@ int launch_tiled(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Ta
   if (attr_rc != 0) return attr_rc;
   constexpr int rows = TiledShape<MT, kRG, kKG>::kRows;
   const unsigned grid = static_cast<unsigned>((w.N + rows - 1) / rows);
-  kernel<<<grid, kRG * kKG * 32, smem, st>>>(x, M, w.codes, w.scales, w.block, shift, static_cast<int>(w.N),
+  kernel<<<grid, TiledShape<MT, kRG, kKG>::kThreads, smem, st>>>(x, M, w.codes, w.scales, w.block, shift, static_cast<int>(w.N),
                                              static_cast<int>(w.K), w.table, dq, y);
   return static_cast<int>(cudaGetLastError());
 }
@@ -824,10 +814,14 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
 }
 
 // Two row groups (64 rows per CTA) while that still fills half the SMs, else one (4096-row layers).
+inline int tiled_row_groups(std::size_t n) {
+  return 2 * tiled_ctas(n, 2) >= static_cast<std::size_t>(detail::sm_count()) ? 2 : 1;
+}
+
 template <class ActT>
 int launch_tiled_by_shape(const ActT* x, int m, const Weight4& w, int shift, const Dyn8Table& dq, ActT* y,
                           cudaStream_t st) {
-  const bool two = 2 * tiled_ctas(w.N, 2) >= static_cast<std::size_t>(detail::sm_count());
+  const bool two = tiled_row_groups(w.N) == 2;
   if (m <= 16) return two ? launch_tiled<ActT, 2, 2, 4, 3>(x, m, w, shift, dq, y, st)
                           : launch_tiled<ActT, 2, 1, 4, 3>(x, m, w, shift, dq, y, st);
   if (m <= 32) return two ? launch_tiled<ActT, 4, 2, 4, 3>(x, m, w, shift, dq, y, st)
@@ -841,7 +835,7 @@ int launch_tiled_by_shape(const ActT* x, int m, const Weight4& w, int shift, con
 // registers kernel is faster (kernels/NOTES.md, session 6).
 inline bool tiled_waves_fill(std::size_t n) {
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
-  const std::size_t ctas = 2 * tiled_ctas(n, 2) >= sms ? tiled_ctas(n, 2) : tiled_ctas(n, 1);
+  const std::size_t ctas = tiled_ctas(n, tiled_row_groups(n));
   const std::size_t waves = (ctas + sms - 1) / sms;
   return 4 * (waves * sms - ctas) <= waves * sms;
 }
