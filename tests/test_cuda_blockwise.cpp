@@ -306,7 +306,10 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
                          // M = 1 only: enough rows for the grid sizes the M = 1 kernel tells
                          // apart (≤ 1, ≤ 2 and more CTAs of 32 rows per SM; the small cases
                          // above are the first)
-                         G{"nf4@64", 5000, 1088}, G{"nf4@64+dq", 9000, 320}}) {
+                         G{"nf4@64", 5000, 1088}, G{"nf4@64+dq", 9000, 320},
+                         // M = 1, the windows kernel's domain (K % 256 == 0): several row pairs per
+                         // CTA, a partial last pair, K not a multiple of 8 warps · 256
+                         G{"nf4@64", 9000, 512}, G{"nf4@64+dq", 8200, 2816}}) {
     const Quantizer q = parse_quantizer(gcase.fmt);
     const std::size_t N = gcase.N, K = gcase.K;
     const auto w = test_data(N * K, 64, 5 + N, false);
@@ -352,7 +355,8 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         xd.up(x16.data());
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
                              cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
-                             cuda::Gemm4Variant::cores, cuda::Gemm4Variant::tiled}) {
+                             cuda::Gemm4Variant::cores, cuda::Gemm4Variant::tiled,
+                             cuda::Gemm4Variant::windows}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));

@@ -17,10 +17,11 @@
 // lane (32 KB: word = byte·32 + lane), so the lookups never conflict on banks.
 #include "kernels/cuda/gemm4.cuh"
 
-
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <cudaTypedefs.h>
 
 #include "kernels/cuda/device_util.cuh"
 #include "lowbit/formats/dyn8.hpp"
@@ -113,7 +114,9 @@ __device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[
 
 // A double-quantized block scale: the dyn8 code of block b (byte b % 4 of its word) times
 // the absmax of its 256 blocks, plus the offset — dequantize_4bit's arithmetic.
-__device__ __forceinline__ float dq_scale(const float* dyn8, std::uint32_t code_word, unsigned b, float absmax,
+// Table: const float* or anything else with operator[] (the windows kernel keeps it in its table's gaps).
+template <class Table>
+__device__ __forceinline__ float dq_scale(const Table& dyn8, std::uint32_t code_word, unsigned b, float absmax,
                                           float offset) {
   return __fadd_rn(__fmul_rn(dyn8[(code_word >> (8u * (b & 3u))) & 0xFFu], absmax), offset);
 }
@@ -813,6 +816,292 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
+// ---------------------------------------------------------------- M = 1 on the tensor cores: K windows as columns
+//
+// The cores kernel above issues ~5 instructions per weight (lookup, unpack,
+// FFMA) and is issue-bound at twice the weight-bytes time. Here one token
+// still goes through mma.sync, but the 8 token columns that one token would
+// leave empty carry K windows instead. Per 256-element step lane (g, q) holds
+// 32 code bytes of rows g and g + 8 of a 16-row tile — window q, elements
+// 64q … 64q + 63 of the step, one block of 64 — and k16 step tt takes its
+// bytes 2tt, 2tt + 1 (the k-slot order of the kernels above, within the
+// window). B column n holds x on window n's k-slots and zero elsewhere (only
+// lanes g == q hold x), so C[row, n] is row's dot product over window n
+// alone: windows 2q′, 2q′ + 1 land in lane q′ < 2's c0, c1 (row g) and c2, c3
+// (row g + 8), each multiplied by its block scale as the chunk sums are above.
+// Per code byte: PRMT, LDS (the cores kernel's 256-byte-row table); per 256
+// weights one mma.
+//
+// The L1 / shared-memory data pipe is the limit: the table lookups alone take
+// about half of it at the weight-bytes rate, and loads through the LSU cost a
+// wavefront per ~64 bytes or per distinct row (ncu). So the codes (a 32-row ×
+// 128-byte box) and x (4 windows × 128 bytes) arrive by TMA tensor copies,
+// which use no LSU wavefronts, 128-byte swizzled so that the 16-byte reads
+// never share a bank; the block scales take one 16-byte cp.async per row. A
+// warp takes two tiles (32 rows) per step, so one x fragment serves both,
+// through its own ring of stages. CTAs are persistent (row pairs blockIdx.x,
+// + gridDim.x, …), the warps split K (step w, w + kW, …; every warp runs the
+// same number of steps per pair, past K none) and meet once per pair in
+// shared memory. Domain: block 64, K % 256 == 0 (the LLM shapes); the cores
+// kernel takes the rest.
+constexpr int kWinCodeBytes = 32 * 128, kWinXBytes = 4 * 128, kWinScaleOff = kWinCodeBytes + kWinXBytes;
+constexpr int kWinStageBytes = kWinScaleOff + 512;  // scales: [32 rows][4 windows]; dq: code words [32], absmax [32]
+template <int kW, int kStages>
+constexpr int win_smem_bytes() {
+  return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * kWinStageBytes;
+}
+// The table's rows use bytes 0–127 (lane copies); bytes 128–255 of row h ("gap h") hold the kernel's small
+// arrays, so that 16 warps × 2 stages fit beside the table: values (gap 0), the dyn8 table (gaps 1–8), the
+// stage barriers (gaps 9–12, 32 bytes per warp) and the cross-warp partial sums (gaps 13 …, 32 floats each).
+__device__ __forceinline__ unsigned char* win_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
+struct GapDyn8 {
+  const unsigned char* lut;
+  __device__ float operator[](unsigned c) const {
+    return *reinterpret_cast<const float*>(lut + 256 * (1 + (c >> 5)) + 128 + 4 * (c & 31u));
+  }
+};
+static_assert(kWinStageBytes % 1024 == 0, "128-byte swizzled TMA boxes start at 1024-byte boundaries");
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(std::uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n .reg .pred p;\n"
+      "W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      " @!p bra W;\n}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// A TMA copy of one box of a 2-D tensor map at (c0 innermost, c1) into shared memory, completing on bar.
+__device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+      "[%4];\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
+      : "memory");
+}
+// Byte offset of (row, 16-byte chunk) in a 128-byte-swizzled box of 128-byte rows.
+__device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
+
+template <class ActT, int kWinW, int kWinStages>
+__global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
+    const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, BlockScales sc,
+    int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+  static_assert(kWinW <= 16 && kWinStages <= 4 && 13 + 2 * kWinW <= 256, "the gaps' layout");
+  extern __shared__ __align__(16) unsigned char win_smem[];
+  unsigned char* lut = win_smem;
+  float* values = reinterpret_cast<float*>(win_gap(lut, 0));
+  const GapDyn8 dyn8{lut};
+  auto partial = [&](int parity, int w) { return reinterpret_cast<float*>(win_gap(lut, 13 + parity * kWinW + w)); };
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const bool dq = sc.dq_codes != nullptr;
+  const int S = (K / 256 + kWinW - 1) / kWinW, pairs = (N + 31) / 32;
+  const int my_pairs = static_cast<int>(blockIdx.x) < pairs ? (pairs - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const int total = my_pairs * S;
+  unsigned char* ring = win_smem + ((smem_addr(win_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(win_smem) +
+                        warp * kWinStages * kWinStageBytes;
+  auto* bar = reinterpret_cast<std::uint64_t*>(win_gap(lut, 9 + warp / 4) + 32 * (warp % 4));
+  if (lane < kWinStages) mbar_init(&bar[lane], 1);
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  __syncwarp();
+
+  // Step i of this warp: row pair i / S, elements (warp + (i % S)·kW)·256 …. Lane 0 arms the stage's
+  // barrier and starts the two TMA copies (rows past N, elements past K: zeros); each lane copies the block
+  // scales of row lane (zeros past N).
+  int issue_pair = 0, issue_step = 0;
+  auto issue = [&](int i) {
+    if (i < total) {
+      const int r0 = (blockIdx.x + issue_pair * gridDim.x) * 32;
+      const int k0 = (warp + issue_step * kWinW) * 256;
+      if (++issue_step == S) issue_step = 0, ++issue_pair;
+      unsigned char* st = ring + (i % kWinStages) * kWinStageBytes;
+      std::uint64_t* b = &bar[i % kWinStages];
+      const bool kin = k0 < K;
+      if (lane == 0) {
+        mbar_arrive_expect_tx(b, kin ? kWinCodeBytes + kWinXBytes : 0);
+        if (kin) {
+          tma_2d(st, &codes_map, k0 / 2, r0, b);
+          tma_2d(st + kWinCodeBytes, &x_map, 0, k0 / 64, b);
+        }
+      }
+      const int row = r0 + lane;
+      const bool in = kin && row < N;
+      const unsigned bk = in ? (static_cast<unsigned>(row) * static_cast<unsigned>(K) + k0) / 64u : 0u;
+      auto* sw = reinterpret_cast<std::uint32_t*>(st + kWinScaleOff);
+      if (dq) {
+        cp_async4(sw + lane, sc.dq_codes + bk, in ? 4 : 0);  // the 4 windows' codes: one word (bk % 4 == 0)
+        cp_async4(sw + 32 + lane, sc.dq_absmax + (bk >> 8), in ? 4 : 0);
+      } else {
+        cp_async16(sw + 4 * lane, sc.absmax + bk, in ? 16 : 0);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < kWinStages - 1; ++i) issue(i);
+
+  if (tid < 16) values[tid] = t.value[tid];
+  if (dq)
+    for (int i = tid; i < 256; i += kWinW * 32) *reinterpret_cast<float*>(win_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
+  __syncthreads();
+  // The cores kernel's table (row byte · 256, lane l's copy at byte 4l), written 16 bytes at a time.
+  for (int f = tid; f < 256 * 8; f += kWinW * 32) {
+    const int byte = f >> 3;
+    const std::uint32_t v = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
+    *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
+  }
+  __syncthreads();
+
+  const std::uint32_t lane4 = lane * 4u;
+  auto look = [&](std::uint32_t word, unsigned byte) {
+    return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
+  };
+  const bool diag = g == q;  // holds x (B column n = g on window q = n)
+  const int wq = q & 1;      // lanes q ≥ 2 hold zero columns; any finite scale will do
+  float acc[2][2] = {};      // [tile][row g, g + 8]
+  int i = 0;
+  for (int pair = 0; pair < my_pairs; ++pair) {
+    const int r0 = (blockIdx.x + pair * gridDim.x) * 32;
+    for (int s = 0; s < S; ++s, ++i) {
+      const unsigned char* st = ring + (i % kWinStages) * kWinStageBytes;
+      mbar_wait(&bar[i % kWinStages], (i / kWinStages) & 1);
+      cp_async_wait<kWinStages - 2>();
+      __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
+      issue(i + kWinStages - 1);
+      if ((warp + s * kWinW) * 256 >= K) continue;  // a padding step
+      std::uint32_t xw[32] = {};                      // window q's 64 values on lane (q, q); zeros elsewhere
+      if (diag) {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const uint4 v = *reinterpret_cast<const uint4*>(st + kWinCodeBytes + swz128(q, k));
+          xw[4 * k] = v.x, xw[4 * k + 1] = v.y, xw[4 * k + 2] = v.z, xw[4 * k + 3] = v.w;
+        }
+      }
+      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + kWinScaleOff);
+      uint4 wv[2][2][2];  // [tile][row g, g + 8][16-byte half of the window]
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int k = 0; k < 2; ++k)
+            wv[r][h][k] = *reinterpret_cast<const uint4*>(st + swz128(16 * r + 8 * h + g, 2 * q + k));
+      float c[2][2][4] = {};  // [tile][chain: even, odd k16 steps]: four independent chains
+#pragma unroll
+      for (int tt = 0; tt < 16; ++tt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint4& u0 = wv[r][0][tt >> 3];
+          const uint4& u1 = wv[r][1][tt >> 3];
+          const int wi = (tt >> 1) & 3;
+          const std::uint32_t v0 = wi == 0 ? u0.x : wi == 1 ? u0.y : wi == 2 ? u0.z : u0.w;
+          const std::uint32_t v1 = wi == 0 ? u1.x : wi == 1 ? u1.y : wi == 2 ? u1.z : u1.w;
+          const unsigned by = 2u * (tt & 1);
+          const std::uint32_t a[4] = {look(v0, by), look(v1, by), look(v0, by + 1), look(v1, by + 1)};
+          mma16816<ActT>(c[r][tt & 1], a, xw[2 * tt], xw[2 * tt + 1]);
+        }
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int l = 16 * r + 8 * h + g;
+          float s2[2];  // windows 2wq, 2wq + 1
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            s2[j] = dq ? dq_scale(dyn8, sw[l], 2 * wq + j, __uint_as_float(sw[32 + l]), sc.dq_offset)
+                       : __uint_as_float(sw[4 * l + 2 * wq + j]);
+          acc[r][h] = fmaf(c[r][0][2 * h] + c[r][1][2 * h], s2[0], acc[r][h]);
+          acc[r][h] = fmaf(c[r][0][2 * h + 1] + c[r][1][2 * h + 1], s2[1], acc[r][h]);
+        }
+    }
+    // Lanes q = 0, 1 hold windows 0–1 and 2–3 of every step; q = 0 keeps the sum.
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float v = acc[r][h] + __shfl_xor_sync(0xffffffffu, acc[r][h], 1);
+        if (q == 0) partial(pair & 1, warp)[16 * r + 8 * h + g] = v;
+        acc[r][h] = 0.0f;
+      }
+    __syncthreads();  // the buffer of pair − 2 was summed before pair − 1's barrier
+    if (tid < 32 && r0 + tid < N) {
+      float sum = partial(pair & 1, 0)[tid];
+#pragma unroll
+      for (int w = 1; w < kWinW; ++w) sum += partial(pair & 1, w)[tid];
+      store_act<ActT>(y + r0 + tid, sum);
+    }
+  }
+  cp_async_wait<0>();
+}
+
+// cuTensorMapEncodeTiled from the driver (no libcuda link needed).
+inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      p = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// A 2-D row-major tensor (inner: `inner` elements of `elem` bytes; `rows` rows `pitch` bytes apart) with
+// 128-byte-swizzled boxes of box_inner × box_rows; out-of-range elements read as zero.
+inline bool encode_2d(CUtensorMap* map, CUtensorMapDataType type, const void* base, std::uint64_t inner,
+                      std::uint64_t rows, std::uint64_t pitch, unsigned box_inner, unsigned box_rows) {
+  const auto encode = tensor_map_encoder();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[2] = {inner, rows}, strides[1] = {pitch};
+  const cuuint32_t box[2] = {box_inner, box_rows}, estr[2] = {1, 1};
+  return encode(map, type, 2, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The windows kernel's domain (see above); the caller falls back to the cores kernel.
+inline bool windows_applies(const Weight4& w) {
+  return w.block == 64 && w.K % 256 == 0 && reinterpret_cast<std::uintptr_t>(w.scales.absmax) % 16 == 0 &&
+         tensor_map_encoder() != nullptr;
+}
+
+template <class ActT, int kW, int kStages>
+int launch_windows_t(const ActT* x, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const auto kernel = gemv4_windows_kernel<ActT, kW, kStages>;
+  constexpr int kWinSmemBytes = win_smem_bytes<kW, kStages>();
+  static const int attr_rc =
+      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWinSmemBytes));
+  if (attr_rc != 0) return attr_rc;
+  CUtensorMap codes_map, x_map;
+  if (!encode_2d(&codes_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, w.codes, w.K / 2, w.N, w.K / 2, 128, 32) ||
+      !encode_2d(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x, 64, w.K / 64, 128, 64, 4))
+    return static_cast<int>(cudaErrorInvalidValue);
+  const std::size_t pairs = (w.N + 31) / 32, sms = static_cast<std::size_t>(detail::sm_count());
+  const unsigned grid = static_cast<unsigned>(pairs < sms ? pairs : sms);
+  kernel<<<grid, kW * 32, kWinSmemBytes, st>>>(codes_map, x_map, w.scales, static_cast<int>(w.N),
+                                                static_cast<int>(w.K), w.table, dq, y);
+  return static_cast<int>(cudaGetLastError());
+}
+
+// 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps
+// (28672×8192, 8192×28672: 38.1 / 39.8 µs against 41.1 / 42.0; the 8-warp version is faster at the
+// smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, kernels/NOTES.md).
+template <class ActT>
+int launch_windows(const ActT* x, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const std::size_t sms = static_cast<std::size_t>(detail::sm_count()), pairs = (w.N + 31) / 32;
+  const std::size_t steps8 = (w.K / 256 + 7) / 8 * ((pairs + sms - 1) / sms);
+  return steps8 >= 16 ? launch_windows_t<ActT, 16, 2>(x, w, dq, y, st) : launch_windows_t<ActT, 8, 3>(x, w, dq, y, st);
+}
+
 // Two row groups (64 rows per CTA) while that still fills half the SMs, else one (4096-row layers).
 inline int tiled_row_groups(std::size_t n) {
   return 2 * tiled_ctas(n, 2) >= static_cast<std::size_t>(detail::sm_count()) ? 2 : 1;
@@ -859,19 +1148,23 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    // Measured (H200, kernels/NOTES.md): 16 warps per CTA are the fastest at M <= 4 on 4 of
+    // Measured (H200, kernels/NOTES.md): at M = 1 the windows kernel (the cores kernel outside its
+    // domain); 16 warps per CTA are the fastest at M <= 4 on 4 of
     // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
     // Above 32 tokens the tiled kernel, where its grid fills its waves.
     if (v == Gemm4Variant::automatic)
-      v = m == 1 ? Gemm4Variant::cores
+      v = m == 1 ? Gemm4Variant::windows
                  : (m <= 4 ? Gemm4Variant::pipelined16
                            : (m <= 16 ? Gemm4Variant::pipelined
                                       : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled
                                                                          : Gemm4Variant::registers)));
+    if (v == Gemm4Variant::windows && !(m == 1 && pipe_ok && windows_applies(w))) v = Gemm4Variant::cores;
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
-    if (v == Gemm4Variant::cores) {
+    if (v == Gemm4Variant::windows) {
+      rc = launch_windows(xm, w, dq, ym, st);
+    } else if (v == Gemm4Variant::cores) {
       rc = launch_cores(xm, w, shift, dq, ym, st);
     } else if (v == Gemm4Variant::tiled) {
       rc = launch_tiled_by_shape(xm, m, w, shift, dq, ym, st);

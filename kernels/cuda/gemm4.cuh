@@ -17,12 +17,13 @@
 // each chunk's sum is multiplied by its fp32 block scale in fp32; y is
 // rounded once to the activation type. So y matches an fp64 reference of the
 // dequantized weight to about 2^-8 relative (bf16) / 2^-10 (fp16) of the
-// row's |x|·|w| sum; the tests state the tolerance. The M = 1 kernel
-// (`cores`) multiplies the same rounded values on the FP32 units: exact
-// products, fp32 sums in another order, the same bound.
+// row's |x|·|w| sum; the tests state the tolerance. The M = 1 kernels
+// (`windows`: the same mma with K windows in the token columns; `cores`, the
+// FP32 units) multiply the same rounded values: exact products, fp32 sums in
+// another order, the same bound.
 //
 // Requirements: K % 64 == 0, block % 64 == 0, x and y 16-byte aligned,
-// codes 8-byte aligned. Returns a cudaError_t as int (cudaErrorInvalidValue
+// codes 16-byte aligned. Returns a cudaError_t as int (cudaErrorInvalidValue
 // for unsupported shapes).
 #pragma once
 
@@ -42,7 +43,7 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  cores for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers for
+//   automatic  windows for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers for
 //              M <= 32, tiled above where its grid fills its waves (the fastest, measured)
 //   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
@@ -50,7 +51,9 @@ struct Weight4 {
 //   registers  the first version: each warp's loads of a step in registers, used at once
 //   tiled      a CTA-wide cp.async ring shares x among the warps of 64 (or 32) rows; the weight
 //              enters the mma as dequantize_4bit writes it (fl32(value·s) rounded once to bf16/fp16)
-enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled };
+//   windows    M = 1 on the tensor cores: the mma's token columns carry K windows; codes and x arrive
+//              by TMA (block 64 and K % 256 == 0, else cores; other M: pipelined16)
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, windows };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
