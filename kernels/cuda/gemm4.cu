@@ -819,36 +819,41 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
 // ---------------------------------------------------------------- M = 1 on the tensor cores: K windows as columns
 //
 // The cores kernel above issues ~5 instructions per weight (lookup, unpack,
-// FFMA) and is issue-bound at twice the weight-bytes time. Here one token
-// still goes through mma.sync, but the 8 token columns that one token would
-// leave empty carry K windows instead. Per 256-element step lane (g, q) holds
-// 32 code bytes of rows g and g + 8 of a 16-row tile — window q, elements
-// 64q … 64q + 63 of the step, one block of 64 — and k16 step tt takes its
-// bytes 2tt, 2tt + 1 (the k-slot order of the kernels above, within the
-// window). B column n holds x on window n's k-slots and zero elsewhere (only
-// lanes g == q hold x), so C[row, n] is row's dot product over window n
-// alone: windows 2q′, 2q′ + 1 land in lane q′ < 2's c0, c1 (row g) and c2, c3
-// (row g + 8), each multiplied by its block scale as the chunk sums are above.
-// Per code byte: PRMT, LDS (the cores kernel's 256-byte-row table); per 256
-// weights one mma.
+// FFMA) and is issue-bound at twice the weight-bytes time. Here M ≤ 4 tokens
+// go through mma.sync, and the token columns that they would leave empty
+// carry K windows instead. Per 256-element step lane (g, q) holds 32 code
+// bytes of rows g and g + 8 of a 16-row tile — window q, elements 64q …
+// 64q + 63 of the step, one block of 64 — and k16 step tt takes its bytes 2tt,
+// 2tt + 1 (the k-slot order of the kernels above, within the window). Column
+// n of n8 tile j belongs to token 2j + n / 4 and window n % 4: it holds that
+// token's x on the window's k-slots and zero elsewhere (lanes with g % 4 == q
+// hold x), so C[row, n] is row's dot product with one token over one window.
+// Windows 2q′ % 4, + 1 of token 2j + q′ / 2 land in lane q′'s c0, c1 (row g)
+// and c2, c3 (row g + 8), each multiplied by its block scale as the chunk
+// sums are above. Per code byte: PRMT, LDS (the cores kernel's 256-byte-row
+// table), shared by all tokens; per 256 weights one mma per 2 tokens.
 //
 // The L1 / shared-memory data pipe is the limit: the table lookups alone take
 // about half of it at the weight-bytes rate, and loads through the LSU cost a
 // wavefront per ~64 bytes or per distinct row (ncu). So the codes (a 32-row ×
-// 128-byte box) and x (4 windows × 128 bytes) arrive by TMA tensor copies,
-// which use no LSU wavefronts, 128-byte swizzled so that the 16-byte reads
-// never share a bank; the block scales take one 16-byte cp.async per row. A
-// warp takes two tiles (32 rows) per step, so one x fragment serves both,
-// through its own ring of stages. CTAs are persistent (row pairs blockIdx.x,
-// + gridDim.x, …), the warps split K (step w, w + kW, …; every warp runs the
-// same number of steps per pair, past K none) and meet once per pair in
-// shared memory. Domain: block 64, K % 256 == 0 (the LLM shapes); the cores
-// kernel takes the rest.
-constexpr int kWinCodeBytes = 32 * 128, kWinXBytes = 4 * 128, kWinScaleOff = kWinCodeBytes + kWinXBytes;
-constexpr int kWinStageBytes = kWinScaleOff + 512;  // scales: [32 rows][4 windows]; dq: code words [32], absmax [32]
-template <int kW, int kStages>
+// 128-byte box) and x (4 windows × 128 bytes per token) arrive by TMA tensor
+// copies, which use no LSU wavefronts, 128-byte swizzled so that the 16-byte
+// reads never share a bank; the block scales take one 16-byte cp.async per
+// row. A warp takes two tiles (32 rows) per step, so one x fragment serves
+// both, through its own ring of stages. CTAs are persistent (row pairs
+// blockIdx.x, + gridDim.x, …), the warps split K (step w, w + kW, …; every
+// warp runs the same number of steps per pair, past K none) and meet once per
+// pair in shared memory. Domain: block 64, K % 256 == 0 (the LLM shapes); the
+// cores kernel takes the rest at M = 1, pipelined16 at M = 2 … 4.
+template <int kTok>
+struct WinStage {
+  static constexpr int kCodeBytes = 32 * 128, kXBytes = kTok * 4 * 128, kScaleOff = kCodeBytes + kXBytes;
+  // scales: [32 rows][4 windows]; dq: code words [32], absmax [32]. Boxes start at 1024-byte boundaries.
+  static constexpr int kBytes = (kScaleOff + 512 + 1023) / 1024 * 1024;
+};
+template <int kTok, int kW, int kStages>
 constexpr int win_smem_bytes() {
-  return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * kWinStageBytes;
+  return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * WinStage<kTok>::kBytes;
 }
 // The table's rows use bytes 0–127 (lane copies); bytes 128–255 of row h ("gap h") hold the kernel's small
 // arrays, so that 16 warps × 2 stages fit beside the table: values (gap 0), the dyn8 table (gaps 1–8), the
@@ -860,7 +865,6 @@ struct GapDyn8 {
     return *reinterpret_cast<const float*>(lut + 256 * (1 + (c >> 5)) + 128 + 4 * (c & 31u));
   }
 };
-static_assert(kWinStageBytes % 1024 == 0, "128-byte swizzled TMA boxes start at 1024-byte boundaries");
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -880,7 +884,7 @@ __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
       "r"(parity)
       : "memory");
 }
-// A TMA copy of one box of a 2-D tensor map at (c0 innermost, c1) into shared memory, completing on bar.
+// TMA copies of one box of a 2-D / 3-D tensor map at (c0 innermost, c1, c2) into shared memory, completing on bar.
 __device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
@@ -888,54 +892,67 @@ __device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
       : "memory");
 }
+__device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0, int c1, int c2,
+                                       std::uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+      "[%5];\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+      : "memory");
+}
 // Byte offset of (row, 16-byte chunk) in a 128-byte-swizzled box of 128-byte rows.
 __device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
-template <class ActT, int kWinW, int kWinStages>
+template <class ActT, int kTok, int kWinW, int kWinStages>
 __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
-    const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, BlockScales sc,
+    const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, int M, BlockScales sc,
     int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
-  static_assert(kWinW <= 16 && kWinStages <= 4 && 13 + 2 * kWinW <= 256, "the gaps' layout");
+  using St = WinStage<kTok>;
+  constexpr int kNT = (kTok + 1) / 2;  // n8 tiles: two tokens each
+  static_assert(kTok == 1 || kTok == 2 || kTok == 4, "tokens per launch");
+  static_assert(kWinW <= 16 && kWinStages <= 4 && 13 + 2 * kWinW * kTok <= 256, "the gaps' layout");
   extern __shared__ __align__(16) unsigned char win_smem[];
   unsigned char* lut = win_smem;
   float* values = reinterpret_cast<float*>(win_gap(lut, 0));
   const GapDyn8 dyn8{lut};
-  auto partial = [&](int parity, int w) { return reinterpret_cast<float*>(win_gap(lut, 13 + parity * kWinW + w)); };
+  auto partial = [&](int parity, int w, int tok) {
+    return reinterpret_cast<float*>(win_gap(lut, 13 + (parity * kWinW + w) * kTok + tok));
+  };
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
   const bool dq = sc.dq_codes != nullptr;
   const int S = (K / 256 + kWinW - 1) / kWinW, pairs = (N + 31) / 32;
   const int my_pairs = static_cast<int>(blockIdx.x) < pairs ? (pairs - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
   const int total = my_pairs * S;
   unsigned char* ring = win_smem + ((smem_addr(win_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(win_smem) +
-                        warp * kWinStages * kWinStageBytes;
+                        warp * kWinStages * St::kBytes;
   auto* bar = reinterpret_cast<std::uint64_t*>(win_gap(lut, 9 + warp / 4) + 32 * (warp % 4));
   if (lane < kWinStages) mbar_init(&bar[lane], 1);
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   __syncwarp();
 
   // Step i of this warp: row pair i / S, elements (warp + (i % S)·kW)·256 …. Lane 0 arms the stage's
-  // barrier and starts the two TMA copies (rows past N, elements past K: zeros); each lane copies the block
-  // scales of row lane (zeros past N).
+  // barrier and starts the two TMA copies (rows past N, elements past K, tokens past M: zeros); each
+  // lane copies the block scales of row lane (zeros past N).
   int issue_pair = 0, issue_step = 0;
   auto issue = [&](int i) {
     if (i < total) {
       const int r0 = (blockIdx.x + issue_pair * gridDim.x) * 32;
       const int k0 = (warp + issue_step * kWinW) * 256;
       if (++issue_step == S) issue_step = 0, ++issue_pair;
-      unsigned char* st = ring + (i % kWinStages) * kWinStageBytes;
+      unsigned char* st = ring + (i % kWinStages) * St::kBytes;
       std::uint64_t* b = &bar[i % kWinStages];
       const bool kin = k0 < K;
       if (lane == 0) {
-        mbar_arrive_expect_tx(b, kin ? kWinCodeBytes + kWinXBytes : 0);
+        mbar_arrive_expect_tx(b, kin ? St::kCodeBytes + St::kXBytes : 0);
         if (kin) {
           tma_2d(st, &codes_map, k0 / 2, r0, b);
-          tma_2d(st + kWinCodeBytes, &x_map, 0, k0 / 64, b);
+          tma_3d(st + St::kCodeBytes, &x_map, 0, k0 / 64, 0, b);
         }
       }
       const int row = r0 + lane;
       const bool in = kin && row < N;
       const unsigned bk = in ? (static_cast<unsigned>(row) * static_cast<unsigned>(K) + k0) / 64u : 0u;
-      auto* sw = reinterpret_cast<std::uint32_t*>(st + kWinScaleOff);
+      auto* sw = reinterpret_cast<std::uint32_t*>(st + St::kScaleOff);
       if (dq) {
         cp_async4(sw + lane, sc.dq_codes + bk, in ? 4 : 0);  // the 4 windows' codes: one word (bk % 4 == 0)
         cp_async4(sw + 32 + lane, sc.dq_absmax + (bk >> 8), in ? 4 : 0);
@@ -950,7 +967,8 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
 
   if (tid < 16) values[tid] = t.value[tid];
   if (dq)
-    for (int i = tid; i < 256; i += kWinW * 32) *reinterpret_cast<float*>(win_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
+    for (int i = tid; i < 256; i += kWinW * 32)
+      *reinterpret_cast<float*>(win_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
   __syncthreads();
   // The cores kernel's table (row byte · 256, lane l's copy at byte 4l), written 16 bytes at a time.
   for (int f = tid; f < 256 * 8; f += kWinW * 32) {
@@ -964,28 +982,32 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
   auto look = [&](std::uint32_t word, unsigned byte) {
     return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
   };
-  const bool diag = g == q;  // holds x (B column n = g on window q = n)
-  const int wq = q & 1;      // lanes q ≥ 2 hold zero columns; any finite scale will do
-  float acc[2][2] = {};      // [tile][row g, g + 8]
+  const bool diag = g % 4 == q;  // holds x: token 2j + g / 4, window q (B column g of n8 tile j)
+  const int wq = q & 1;          // c0, c1 of lane q: windows 2wq, 2wq + 1 of token 2j + q / 2
+  float acc[kNT][2][2] = {};     // [n8 tile][row tile][row g, g + 8]
   int i = 0;
   for (int pair = 0; pair < my_pairs; ++pair) {
     const int r0 = (blockIdx.x + pair * gridDim.x) * 32;
     for (int s = 0; s < S; ++s, ++i) {
-      const unsigned char* st = ring + (i % kWinStages) * kWinStageBytes;
+      const unsigned char* st = ring + (i % kWinStages) * St::kBytes;
       mbar_wait(&bar[i % kWinStages], (i / kWinStages) & 1);
       cp_async_wait<kWinStages - 2>();
       __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
       issue(i + kWinStages - 1);
       if ((warp + s * kWinW) * 256 >= K) continue;  // a padding step
-      std::uint32_t xw[32] = {};                      // window q's 64 values on lane (q, q); zeros elsewhere
-      if (diag) {
+      std::uint32_t xw[kNT][32] = {};                 // zeros on the lanes that hold no x
 #pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          const uint4 v = *reinterpret_cast<const uint4*>(st + kWinCodeBytes + swz128(q, k));
-          xw[4 * k] = v.x, xw[4 * k + 1] = v.y, xw[4 * k + 2] = v.z, xw[4 * k + 3] = v.w;
+      for (int j = 0; j < kNT; ++j) {
+        const int tok = 2 * j + g / 4, xrow = 4 * tok + q;  // the box's row: [token][window]
+        if (diag && tok < kTok) {
+#pragma unroll
+          for (int k = 0; k < 8; ++k) {
+            const uint4 v = *reinterpret_cast<const uint4*>(st + St::kCodeBytes + swz128(xrow, k));
+            xw[j][4 * k] = v.x, xw[j][4 * k + 1] = v.y, xw[j][4 * k + 2] = v.z, xw[j][4 * k + 3] = v.w;
+          }
         }
       }
-      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + kWinScaleOff);
+      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + St::kScaleOff);
       uint4 wv[2][2][2];  // [tile][row g, g + 8][16-byte half of the window]
 #pragma unroll
       for (int r = 0; r < 2; ++r)
@@ -994,7 +1016,7 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
 #pragma unroll
           for (int k = 0; k < 2; ++k)
             wv[r][h][k] = *reinterpret_cast<const uint4*>(st + swz128(16 * r + 8 * h + g, 2 * q + k));
-      float c[2][2][4] = {};  // [tile][chain: even, odd k16 steps]: four independent chains
+      float c[kNT][2][2][4] = {};  // [n8 tile][row tile][chain: even, odd k16 steps]
 #pragma unroll
       for (int tt = 0; tt < 16; ++tt)
 #pragma unroll
@@ -1006,7 +1028,8 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
           const std::uint32_t v1 = wi == 0 ? u1.x : wi == 1 ? u1.y : wi == 2 ? u1.z : u1.w;
           const unsigned by = 2u * (tt & 1);
           const std::uint32_t a[4] = {look(v0, by), look(v1, by), look(v0, by + 1), look(v1, by + 1)};
-          mma16816<ActT>(c[r][tt & 1], a, xw[2 * tt], xw[2 * tt + 1]);
+#pragma unroll
+          for (int j = 0; j < kNT; ++j) mma16816<ActT>(c[j][r][tt & 1], a, xw[j][2 * tt], xw[j][2 * tt + 1]);
         }
 #pragma unroll
       for (int r = 0; r < 2; ++r)
@@ -1015,28 +1038,37 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
           const int l = 16 * r + 8 * h + g;
           float s2[2];  // windows 2wq, 2wq + 1
 #pragma unroll
-          for (int j = 0; j < 2; ++j)
-            s2[j] = dq ? dq_scale(dyn8, sw[l], 2 * wq + j, __uint_as_float(sw[32 + l]), sc.dq_offset)
-                       : __uint_as_float(sw[4 * l + 2 * wq + j]);
-          acc[r][h] = fmaf(c[r][0][2 * h] + c[r][1][2 * h], s2[0], acc[r][h]);
-          acc[r][h] = fmaf(c[r][0][2 * h + 1] + c[r][1][2 * h + 1], s2[1], acc[r][h]);
+          for (int e = 0; e < 2; ++e)
+            s2[e] = dq ? dq_scale(dyn8, sw[l], 2 * wq + e, __uint_as_float(sw[32 + l]), sc.dq_offset)
+                       : __uint_as_float(sw[4 * l + 2 * wq + e]);
+#pragma unroll
+          for (int j = 0; j < kNT; ++j) {
+            acc[j][r][h] = fmaf(c[j][r][0][2 * h] + c[j][r][1][2 * h], s2[0], acc[j][r][h]);
+            acc[j][r][h] = fmaf(c[j][r][0][2 * h + 1] + c[j][r][1][2 * h + 1], s2[1], acc[j][r][h]);
+          }
         }
     }
-    // Lanes q = 0, 1 hold windows 0–1 and 2–3 of every step; q = 0 keeps the sum.
+    // Lanes q, q ^ 1 hold windows 0–1 and 2–3 of token 2j + q / 2; the even lane keeps the sum.
 #pragma unroll
-    for (int r = 0; r < 2; ++r)
+    for (int j = 0; j < kNT; ++j)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float v = acc[r][h] + __shfl_xor_sync(0xffffffffu, acc[r][h], 1);
-        if (q == 0) partial(pair & 1, warp)[16 * r + 8 * h + g] = v;
-        acc[r][h] = 0.0f;
-      }
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float v = acc[j][r][h] + __shfl_xor_sync(0xffffffffu, acc[j][r][h], 1);
+          const int tok = 2 * j + q / 2;
+          if ((q & 1) == 0 && tok < kTok) partial(pair & 1, warp, tok)[16 * r + 8 * h + g] = v;
+          acc[j][r][h] = 0.0f;
+        }
     __syncthreads();  // the buffer of pair − 2 was summed before pair − 1's barrier
-    if (tid < 32 && r0 + tid < N) {
-      float sum = partial(pair & 1, 0)[tid];
+    if (tid < 32 * kTok) {
+      const int tok = tid / 32, row = tid % 32;
+      if (tok < M && r0 + row < N) {
+        float sum = partial(pair & 1, 0, tok)[row];
 #pragma unroll
-      for (int w = 1; w < kWinW; ++w) sum += partial(pair & 1, w)[tid];
-      store_act<ActT>(y + r0 + tid, sum);
+        for (int w = 1; w < kWinW; ++w) sum += partial(pair & 1, w, tok)[row];
+        store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, sum);
+      }
     }
   }
   cp_async_wait<0>();
@@ -1055,51 +1087,60 @@ inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// A 2-D row-major tensor (inner: `inner` elements of `elem` bytes; `rows` rows `pitch` bytes apart) with
-// 128-byte-swizzled boxes of box_inner × box_rows; out-of-range elements read as zero.
-inline bool encode_2d(CUtensorMap* map, CUtensorMapDataType type, const void* base, std::uint64_t inner,
-                      std::uint64_t rows, std::uint64_t pitch, unsigned box_inner, unsigned box_rows) {
+// A row-major tensor of `rank` dimensions (dims innermost first, pitches in bytes of dims 1 …) with
+// 128-byte-swizzled boxes; out-of-range elements read as zero.
+inline bool encode_map(CUtensorMap* map, CUtensorMapDataType type, const void* base, int rank,
+                       const cuuint64_t* dims, const cuuint64_t* pitches, const cuuint32_t* box) {
   const auto encode = tensor_map_encoder();
-  if (encode == nullptr) return false;
-  const cuuint64_t dims[2] = {inner, rows}, strides[1] = {pitch};
-  const cuuint32_t box[2] = {box_inner, box_rows}, estr[2] = {1, 1};
-  return encode(map, type, 2, const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+  const cuuint32_t estr[3] = {1, 1, 1};
+  return encode != nullptr &&
+         encode(map, type, rank, const_cast<void*>(base), dims, pitches, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
                 CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The windows kernel's domain (see above); the caller falls back to the cores kernel.
+// The windows kernel's domain (see above); the caller falls back to the cores / pipelined16 kernel.
 inline bool windows_applies(const Weight4& w) {
   return w.block == 64 && w.K % 256 == 0 && reinterpret_cast<std::uintptr_t>(w.scales.absmax) % 16 == 0 &&
          tensor_map_encoder() != nullptr;
 }
 
-template <class ActT, int kW, int kStages>
-int launch_windows_t(const ActT* x, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  const auto kernel = gemv4_windows_kernel<ActT, kW, kStages>;
-  constexpr int kWinSmemBytes = win_smem_bytes<kW, kStages>();
+template <class ActT, int kTok, int kW, int kStages>
+int launch_windows_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const auto kernel = gemv4_windows_kernel<ActT, kTok, kW, kStages>;
+  constexpr int smem = win_smem_bytes<kTok, kW, kStages>();
   static const int attr_rc =
-      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWinSmemBytes));
+      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (attr_rc != 0) return attr_rc;
+  // codes: N rows of K/2 bytes, boxes of 32 rows × 128 bytes; x: M tokens × K/64 windows × 64 values,
+  // boxes of kTok tokens × 4 windows (tokens past M read as zero).
   CUtensorMap codes_map, x_map;
-  if (!encode_2d(&codes_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, w.codes, w.K / 2, w.N, w.K / 2, 128, 32) ||
-      !encode_2d(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x, 64, w.K / 64, 128, 64, 4))
+  const cuuint64_t cdims[2] = {w.K / 2, w.N}, cpitch[1] = {w.K / 2};
+  const cuuint32_t cbox[2] = {128, 32};
+  const cuuint64_t xdims[3] = {64, w.K / 64, static_cast<cuuint64_t>(M)}, xpitch[2] = {128, w.K * 2};
+  const cuuint32_t xbox[3] = {64, 4, kTok};
+  if (!encode_map(&codes_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, w.codes, 2, cdims, cpitch, cbox) ||
+      !encode_map(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x, 3, xdims, xpitch, xbox))
     return static_cast<int>(cudaErrorInvalidValue);
   const std::size_t pairs = (w.N + 31) / 32, sms = static_cast<std::size_t>(detail::sm_count());
   const unsigned grid = static_cast<unsigned>(pairs < sms ? pairs : sms);
-  kernel<<<grid, kW * 32, kWinSmemBytes, st>>>(codes_map, x_map, w.scales, static_cast<int>(w.N),
-                                                static_cast<int>(w.K), w.table, dq, y);
+  kernel<<<grid, kW * 32, smem, st>>>(codes_map, x_map, M, w.scales, static_cast<int>(w.N),
+                                      static_cast<int>(w.K), w.table, dq, y);
   return static_cast<int>(cudaGetLastError());
 }
 
-// 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps
+// M = 1: 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps
 // (28672×8192, 8192×28672: 38.1 / 39.8 µs against 41.1 / 42.0; the 8-warp version is faster at the
 // smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, kernels/NOTES.md).
+// M = 2: 8 warps × 3 stages; M = 3, 4: 8 warps × 2 (the stage holds 4 tokens' x).
 template <class ActT>
-int launch_windows(const ActT* x, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+int launch_windows(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  if (M == 2) return launch_windows_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
+  if (M > 2) return launch_windows_t<ActT, 4, 8, 2>(x, M, w, dq, y, st);
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count()), pairs = (w.N + 31) / 32;
   const std::size_t steps8 = (w.K / 256 + 7) / 8 * ((pairs + sms - 1) / sms);
-  return steps8 >= 16 ? launch_windows_t<ActT, 16, 2>(x, w, dq, y, st) : launch_windows_t<ActT, 8, 3>(x, w, dq, y, st);
+  return steps8 >= 16 ? launch_windows_t<ActT, 1, 16, 2>(x, M, w, dq, y, st)
+                      : launch_windows_t<ActT, 1, 8, 3>(x, M, w, dq, y, st);
 }
 
 // Two row groups (64 rows per CTA) while that still fills half the SMs, else one (4096-row layers).
@@ -1153,17 +1194,16 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
     // Above 32 tokens the tiled kernel, where its grid fills its waves.
     if (v == Gemm4Variant::automatic)
-      v = m == 1 ? Gemm4Variant::windows
-                 : (m <= 4 ? Gemm4Variant::pipelined16
-                           : (m <= 16 ? Gemm4Variant::pipelined
-                                      : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled
-                                                                         : Gemm4Variant::registers)));
-    if (v == Gemm4Variant::windows && !(m == 1 && pipe_ok && windows_applies(w))) v = Gemm4Variant::cores;
+      v = m <= 4 ? Gemm4Variant::windows
+                 : (m <= 16 ? Gemm4Variant::pipelined
+                            : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled : Gemm4Variant::registers));
+    if (v == Gemm4Variant::windows && !(m <= 4 && pipe_ok && windows_applies(w)))
+      v = m == 1 ? Gemm4Variant::cores : Gemm4Variant::pipelined16;
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
     if (v == Gemm4Variant::windows) {
-      rc = launch_windows(xm, w, dq, ym, st);
+      rc = launch_windows(xm, m, w, dq, ym, st);
     } else if (v == Gemm4Variant::cores) {
       rc = launch_cores(xm, w, shift, dq, ym, st);
     } else if (v == Gemm4Variant::tiled) {
