@@ -455,14 +455,16 @@ def section_kernel_bench(df, out):
     # 4-bit GEMV / GEMM against the 16-bit baseline and the 4-bit peers.
     gm = g[g["op"].isin(["gemm", "gemm4", "dequant_gemm"]) & (g["M"] > 0) & (g["M"] <= 64)]
     if not gm.empty:
-        def pick(d, op, impl):
-            x = d[(d["op"] == op) & (d["impl"] == impl)]
+        def pick(d, op, impl, fmt=None):  # bf16 activations; lowbit's nf4 column is nf4@64 alone
+            x = d[(d["op"] == op) & (d["impl"] == impl) & (d["dtype"] == "bf16")]
+            if fmt is not None:
+                x = x[x["format"] == fmt]
             return x["median_us"].min() if len(x) else float("nan")
         rows = []
         for (k, n, m), d in gm.groupby(["K", "N", "M"], sort=True):
             base = pick(d, "gemm", "cublaslt")
             rows.append({"shape": f"{k}x{n}", "M": m, "cublaslt bf16": base, "torch bf16": pick(d, "gemm", "torch"),
-                         "lowbit nf4": pick(d, "gemm4", "lowbit"), "tinygemm int4": pick(d, "gemm4", "tinygemm"),
+                         "lowbit nf4": pick(d, "gemm4", "lowbit", "nf4@64"), "tinygemm int4": pick(d, "gemm4", "tinygemm"),
                          "bnb nf4": pick(d, "gemm4", "bnb"), "dequant+cuBLASLt": pick(d, "dequant_gemm", "lowbit+cublaslt")})
         import pandas as pd
         t = pd.DataFrame(rows)

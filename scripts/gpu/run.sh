@@ -18,6 +18,7 @@
 #             in build/gpu-helper and copies them with their non-system shared libraries
 #             (not libcudart/libcublasLt: the GPU machine's CUDA provides those) into .gpubin/.
 #   sanitize  compute-sanitizer memcheck + racecheck on tests/test_cuda_blockwise and test_cuda_scaled,
+#             synccheck on its 4-bit GEMM tests,
 #             memcheck on test_cuda_llm_int8, racecheck + synccheck on its small-M path
 #   ncu       Nsight Compute on the 4-bit GEMV and the NF4 dequantize (--clock-control none)
 #   probe     runs the command in $PROBE (T_PROBE seconds) with the kernels' libraries on the path;
@@ -186,6 +187,11 @@ if [[ " $steps " == *" sanitize "* ]] && [ -x .gpubin/test_cuda_blockwise ]; the
       log "$tool ($t): exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/${tool}_$t.log" | tail -1)) $(( $(date +%s) - t0 )) s"
     done
   done
+  # The 4-bit GEMMs' barriers (the windows kernel's mbarriers: up to 32 per CTA, beyond synccheck's default).
+  t0=$(date +%s)
+  LOWBIT_TEST_SMALL=1 timeout ${T_SANITIZE:-120} compute-sanitizer --tool synccheck --num-cuda-barriers 64 --error-exitcode 9 \
+    .gpubin/test_cuda_blockwise --gtest_filter='*Gemm4*' > "$OUT/synccheck_gemm4.log" 2>&1; rc=$?
+  log "synccheck (blockwise, Gemm4): exit $rc ($(grep -E 'ERROR SUMMARY' "$OUT/synccheck_gemm4.log" | tail -1)) $(( $(date +%s) - t0 )) s"
   # LLM.int8: memcheck on every test; racecheck and synccheck (the cluster's barriers) on the
   # small-M path's test, shrunk (the rest spends its time in cuBLASLt's kernels). LLM_SAN_FILTER overrides.
   if [ -x .gpubin/test_cuda_llm_int8 ]; then
