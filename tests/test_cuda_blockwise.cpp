@@ -307,9 +307,10 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
                          // apart (≤ 1, ≤ 2 and more CTAs of 32 rows per SM; the small cases
                          // above are the first)
                          G{"nf4@64", 5000, 1088}, G{"nf4@64+dq", 9000, 320},
-                         // M = 1, the windows kernel's domain (K % 256 == 0): several row pairs per
-                         // CTA, a partial last pair, K not a multiple of 8 warps · 256
-                         G{"nf4@64", 9000, 512}, G{"nf4@64+dq", 8200, 2816}}) {
+                         // the TMA kernel's domain (K % 256 == 0): several row pairs per CTA (more
+                         // than 132 pairs), a partial last pair, K not a multiple of 8 warps · 256;
+                         // the last at every M
+                         G{"nf4@64", 9000, 512}, G{"nf4@64+dq", 8200, 2816}, G{"nf4@64+dq", 4300, 256}}) {
     const Quantizer q = parse_quantizer(gcase.fmt);
     const std::size_t N = gcase.N, K = gcase.K;
     const auto w = test_data(N * K, 64, 5 + N, false);
@@ -339,7 +340,7 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
     }
     for (DType act : {DType::bf16, DType::f16}) {
       for (std::size_t M : {1, 2, 3, 4, 8, 9, 16, 31, 64, 80}) {
-        if (N * K > 1000000 && M > 1) continue;  // the fp64 reference's time
+        if (N * K > 1200000 && M > 1) continue;  // the fp64 reference's time
         SCOPED_TRACE(std::string(gcase.fmt) + " " + cuda::dtype_name(act) + " M=" + std::to_string(M) +
                      " N=" + std::to_string(N) + " K=" + std::to_string(K));
         std::vector<float> x = test_data(M * K, 64, 99 + M, false);
@@ -356,7 +357,7 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
                              cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
                              cuda::Gemm4Variant::cores, cuda::Gemm4Variant::tiled,
-                             cuda::Gemm4Variant::windows}) {
+                             cuda::Gemm4Variant::tma}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));

@@ -114,7 +114,7 @@ __device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[
 
 // A double-quantized block scale: the dyn8 code of block b (byte b % 4 of its word) times
 // the absmax of its 256 blocks, plus the offset — dequantize_4bit's arithmetic.
-// Table: const float* or anything else with operator[] (the windows kernel keeps it in its table's gaps).
+// Table: const float* or anything else with operator[] (the TMA kernel keeps it in its table's gaps).
 template <class Table>
 __device__ __forceinline__ float dq_scale(const Table& dyn8, std::uint32_t code_word, unsigned b, float absmax,
                                           float offset) {
@@ -816,49 +816,57 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
-// ---------------------------------------------------------------- M = 1 on the tensor cores: K windows as columns
+// ---------------------------------------------------------------- M <= 16: TMA-fed (windows, token columns)
 //
 // The cores kernel above issues ~5 instructions per weight (lookup, unpack,
-// FFMA) and is issue-bound at twice the weight-bytes time. Here M ≤ 4 tokens
-// go through mma.sync, and the token columns that they would leave empty
-// carry K windows instead. Per 256-element step lane (g, q) holds 32 code
-// bytes of rows g and g + 8 of a 16-row tile — window q, elements 64q …
-// 64q + 63 of the step, one block of 64 — and k16 step tt takes its bytes 2tt,
-// 2tt + 1 (the k-slot order of the kernels above, within the window). Column
-// n of n8 tile j belongs to token 2j + n / 4 and window n % 4: it holds that
-// token's x on the window's k-slots and zero elsewhere (lanes with g % 4 == q
-// hold x), so C[row, n] is row's dot product with one token over one window.
-// Windows 2q′ % 4, + 1 of token 2j + q′ / 2 land in lane q′'s c0, c1 (row g)
-// and c2, c3 (row g + 8), each multiplied by its block scale as the chunk
-// sums are above. Per code byte: PRMT, LDS (the cores kernel's 256-byte-row
-// table), shared by all tokens; per 256 weights one mma per 2 tokens.
+// FFMA) and is issue-bound at twice the weight-bytes time; the pipelined
+// kernels spend the shared-memory pipe on cp.async copies. This kernel feeds
+// mma.sync through TMA and has two ways of filling the token columns.
 //
-// The L1 / shared-memory data pipe is the limit: the table lookups alone take
-// about half of it at the weight-bytes rate, and loads through the LSU cost a
-// wavefront per ~64 bytes or per distinct row (ncu). So the codes (a 32-row ×
-// 128-byte box) and x (4 windows × 128 bytes per token) arrive by TMA tensor
-// copies, which use no LSU wavefronts, 128-byte swizzled so that the 16-byte
-// reads never share a bank; the block scales take one 16-byte cp.async per
-// row. A warp takes two tiles (32 rows) per step, so one x fragment serves
-// both, through its own ring of stages. CTAs are persistent (row pairs
-// blockIdx.x, + gridDim.x, …), the warps split K (step w, w + kW, …; every
-// warp runs the same number of steps per pair, past K none) and meet once per
-// pair in shared memory. Domain: block 64, K % 256 == 0 (the LLM shapes); the
-// cores kernel takes the rest at M = 1, pipelined16 at M = 2 … 4.
+// Windows (M ≤ 4): the token columns that few tokens would leave empty carry
+// K windows instead. Per 256-element step lane (g, q) holds 32 code bytes of
+// rows g and g + 8 of a 16-row tile — window q, elements 64q … 64q + 63 of the
+// step, one block of 64 — and k16 step tt takes its bytes 2tt, 2tt + 1 (the
+// k-slot order of the kernels above, within the window). Column n of n8 tile
+// j belongs to token 2j + n / 4 and window n % 4: it holds that token's x on
+// the window's k-slots and zero elsewhere (lanes with g % 4 == q hold x), so
+// C[row, n] is row's dot product with one token over one window. Windows
+// 2q′ % 4, + 1 of token 2j + q′ / 2 land in lane q′'s c0, c1 (row g) and c2,
+// c3 (row g + 8), each multiplied by its block scale as the chunk sums are
+// above. Per 256 weights one mma per 2 tokens.
+//
+// Token columns (M = 5 … 16): column n of n8 tile j is token 8j + n, as in
+// the kernels above; per 64-element block lane q takes 8 code bytes (the
+// k-slot order of a_fragments), each block's 4-mma chain is scaled once.
+//
+// Both: per code byte PRMT, LDS (the cores kernel's 256-byte-row table),
+// shared by all tokens. The L1 / shared-memory data pipe is the limit: the
+// table lookups alone take about half of it at the weight-bytes rate, and
+// loads through the LSU cost a wavefront per ~64 bytes or per distinct row
+// (ncu). So the codes (a 32-row × 128-byte box) and x (4 blocks of 64 values
+// per token) arrive by TMA tensor copies, which use no LSU wavefronts,
+// 128-byte swizzled so that the reads never share a bank; the block scales
+// take one 16-byte cp.async per row. A warp takes two tiles (32 rows) per
+// step, so one x fragment serves both, through its own ring of stages. CTAs
+// are persistent (row pairs blockIdx.x, + gridDim.x, …), the warps split K
+// (step w, w + kW, …; every warp runs the same number of steps per pair, past
+// K none) and meet once per pair in shared memory. Domain: block 64,
+// K % 256 == 0 (the LLM shapes); outside it the cores kernel (M = 1),
+// pipelined16 (M ≤ 4) or pipelined.
 template <int kTok>
-struct WinStage {
+struct TmaStage {
   static constexpr int kCodeBytes = 32 * 128, kXBytes = kTok * 4 * 128, kScaleOff = kCodeBytes + kXBytes;
   // scales: [32 rows][4 windows]; dq: code words [32], absmax [32]. Boxes start at 1024-byte boundaries.
   static constexpr int kBytes = (kScaleOff + 512 + 1023) / 1024 * 1024;
 };
 template <int kTok, int kW, int kStages>
-constexpr int win_smem_bytes() {
-  return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * WinStage<kTok>::kBytes;
+constexpr int tma_smem_bytes() {
+  return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * TmaStage<kTok>::kBytes;
 }
 // The table's rows use bytes 0–127 (lane copies); bytes 128–255 of row h ("gap h") hold the kernel's small
 // arrays, so that 16 warps × 2 stages fit beside the table: values (gap 0), the dyn8 table (gaps 1–8), the
 // stage barriers (gaps 9–12, 32 bytes per warp) and the cross-warp partial sums (gaps 13 …, 32 floats each).
-__device__ __forceinline__ unsigned char* win_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
+__device__ __forceinline__ unsigned char* tma_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
 struct GapDyn8 {
   const unsigned char* lut;
   __device__ float operator[](unsigned c) const {
@@ -903,30 +911,31 @@ __device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0
 // Byte offset of (row, 16-byte chunk) in a 128-byte-swizzled box of 128-byte rows.
 __device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
-template <class ActT, int kTok, int kWinW, int kWinStages>
-__global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
+template <class ActT, int kTok, int kW, int kStages>
+__global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
     const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, int M, BlockScales sc,
     int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
-  using St = WinStage<kTok>;
-  constexpr int kNT = (kTok + 1) / 2;  // n8 tiles: two tokens each
-  static_assert(kTok == 1 || kTok == 2 || kTok == 4, "tokens per launch");
-  static_assert(kWinW <= 16 && kWinStages <= 4 && 13 + 2 * kWinW * kTok <= 256, "the gaps' layout");
-  extern __shared__ __align__(16) unsigned char win_smem[];
-  unsigned char* lut = win_smem;
-  float* values = reinterpret_cast<float*>(win_gap(lut, 0));
+  using St = TmaStage<kTok>;
+  constexpr bool kWindows = kTok <= 4;                 // else token columns
+  constexpr int kNT = kWindows ? (kTok + 1) / 2 : kTok / 8;  // n8 tiles: 2 tokens × 4 windows, or 8 tokens
+  static_assert(kTok == 1 || kTok == 2 || kTok == 4 || kTok == 8 || kTok == 16, "tokens per launch");
+  static_assert(kW <= 16 && kStages <= 4 && 13 + 2 * kW * kTok <= 256, "the gaps' layout");
+  extern __shared__ __align__(16) unsigned char tma_smem[];
+  unsigned char* lut = tma_smem;
+  float* values = reinterpret_cast<float*>(tma_gap(lut, 0));
   const GapDyn8 dyn8{lut};
   auto partial = [&](int parity, int w, int tok) {
-    return reinterpret_cast<float*>(win_gap(lut, 13 + (parity * kWinW + w) * kTok + tok));
+    return reinterpret_cast<float*>(tma_gap(lut, 13 + (parity * kW + w) * kTok + tok));
   };
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
   const bool dq = sc.dq_codes != nullptr;
-  const int S = (K / 256 + kWinW - 1) / kWinW, pairs = (N + 31) / 32;
+  const int S = (K / 256 + kW - 1) / kW, pairs = (N + 31) / 32;
   const int my_pairs = static_cast<int>(blockIdx.x) < pairs ? (pairs - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
   const int total = my_pairs * S;
-  unsigned char* ring = win_smem + ((smem_addr(win_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(win_smem) +
-                        warp * kWinStages * St::kBytes;
-  auto* bar = reinterpret_cast<std::uint64_t*>(win_gap(lut, 9 + warp / 4) + 32 * (warp % 4));
-  if (lane < kWinStages) mbar_init(&bar[lane], 1);
+  unsigned char* ring = tma_smem + ((smem_addr(tma_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(tma_smem) +
+                        warp * kStages * St::kBytes;
+  auto* bar = reinterpret_cast<std::uint64_t*>(tma_gap(lut, 9 + warp / 4) + 32 * (warp % 4));
+  if (lane < kStages) mbar_init(&bar[lane], 1);
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   __syncwarp();
 
@@ -937,16 +946,17 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
   auto issue = [&](int i) {
     if (i < total) {
       const int r0 = (blockIdx.x + issue_pair * gridDim.x) * 32;
-      const int k0 = (warp + issue_step * kWinW) * 256;
+      const int k0 = (warp + issue_step * kW) * 256;
       if (++issue_step == S) issue_step = 0, ++issue_pair;
-      unsigned char* st = ring + (i % kWinStages) * St::kBytes;
-      std::uint64_t* b = &bar[i % kWinStages];
+      unsigned char* st = ring + (i % kStages) * St::kBytes;
+      std::uint64_t* b = &bar[i % kStages];
       const bool kin = k0 < K;
       if (lane == 0) {
         mbar_arrive_expect_tx(b, kin ? St::kCodeBytes + St::kXBytes : 0);
         if (kin) {
           tma_2d(st, &codes_map, k0 / 2, r0, b);
-          tma_3d(st + St::kCodeBytes, &x_map, 0, k0 / 64, 0, b);
+          if constexpr (kWindows) tma_3d(st + St::kCodeBytes, &x_map, 0, k0 / 64, 0, b);  // [token][window]
+          else tma_3d(st + St::kCodeBytes, &x_map, 0, 0, k0 / 64, b);                     // [block][token]
         }
       }
       const int row = r0 + lane;
@@ -963,15 +973,15 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
     cp_async_commit();
   };
 #pragma unroll
-  for (int i = 0; i < kWinStages - 1; ++i) issue(i);
+  for (int i = 0; i < kStages - 1; ++i) issue(i);
 
   if (tid < 16) values[tid] = t.value[tid];
   if (dq)
-    for (int i = tid; i < 256; i += kWinW * 32)
-      *reinterpret_cast<float*>(win_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
+    for (int i = tid; i < 256; i += kW * 32)
+      *reinterpret_cast<float*>(tma_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
   __syncthreads();
   // The cores kernel's table (row byte · 256, lane l's copy at byte 4l), written 16 bytes at a time.
-  for (int f = tid; f < 256 * 8; f += kWinW * 32) {
+  for (int f = tid; f < 256 * 8; f += kW * 32) {
     const int byte = f >> 3;
     const std::uint32_t v = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
     *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
@@ -982,91 +992,153 @@ __global__ void __launch_bounds__(kWinW * 32, 1) gemv4_windows_kernel(
   auto look = [&](std::uint32_t word, unsigned byte) {
     return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
   };
-  const bool diag = g % 4 == q;  // holds x: token 2j + g / 4, window q (B column g of n8 tile j)
-  const int wq = q & 1;          // c0, c1 of lane q: windows 2wq, 2wq + 1 of token 2j + q / 2
-  float acc[kNT][2][2] = {};     // [n8 tile][row tile][row g, g + 8]
+  float acc[kNT][2][4] = {};  // [n8 tile][row tile][fragment: windows mode uses 0, 1 (rows g, g + 8)]
   int i = 0;
   for (int pair = 0; pair < my_pairs; ++pair) {
     const int r0 = (blockIdx.x + pair * gridDim.x) * 32;
     for (int s = 0; s < S; ++s, ++i) {
-      const unsigned char* st = ring + (i % kWinStages) * St::kBytes;
-      mbar_wait(&bar[i % kWinStages], (i / kWinStages) & 1);
-      cp_async_wait<kWinStages - 2>();
+      const unsigned char* st = ring + (i % kStages) * St::kBytes;
+      mbar_wait(&bar[i % kStages], (i / kStages) & 1);
+      cp_async_wait<kStages - 2>();
       __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
-      issue(i + kWinStages - 1);
-      if ((warp + s * kWinW) * 256 >= K) continue;  // a padding step
-      std::uint32_t xw[kNT][32] = {};                 // zeros on the lanes that hold no x
+      issue(i + kStages - 1);
+      if ((warp + s * kW) * 256 >= K) continue;  // a padding step
+      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + St::kScaleOff);
+      auto scale = [&](int l, int w) {  // row l of the pair, block w of the step
+        return dq ? dq_scale(dyn8, sw[l], w, __uint_as_float(sw[32 + l]), sc.dq_offset)
+                  : __uint_as_float(sw[4 * l + w]);
+      };
+      if constexpr (kWindows) {
+        const bool diag = g % 4 == q;   // holds x: token 2j + g / 4, window q (B column g of n8 tile j)
+        const int wq = q & 1;           // c0, c1 of lane q: windows 2wq, 2wq + 1 of token 2j + q / 2
+        std::uint32_t xw[kNT][32] = {};  // zeros on the lanes that hold no x
 #pragma unroll
-      for (int j = 0; j < kNT; ++j) {
-        const int tok = 2 * j + g / 4, xrow = 4 * tok + q;  // the box's row: [token][window]
-        if (diag && tok < kTok) {
+        for (int j = 0; j < kNT; ++j) {
+          const int tok = 2 * j + g / 4, xrow = 4 * tok + q;  // the box's row: [token][window]
+          if (diag && tok < kTok) {
 #pragma unroll
-          for (int k = 0; k < 8; ++k) {
-            const uint4 v = *reinterpret_cast<const uint4*>(st + St::kCodeBytes + swz128(xrow, k));
-            xw[j][4 * k] = v.x, xw[j][4 * k + 1] = v.y, xw[j][4 * k + 2] = v.z, xw[j][4 * k + 3] = v.w;
+            for (int k = 0; k < 8; ++k) {
+              const uint4 v = *reinterpret_cast<const uint4*>(st + St::kCodeBytes + swz128(xrow, k));
+              xw[j][4 * k] = v.x, xw[j][4 * k + 1] = v.y, xw[j][4 * k + 2] = v.z, xw[j][4 * k + 3] = v.w;
+            }
+          }
+        }
+        uint4 wv[2][2][2];  // [tile][row g, g + 8][16-byte half of the window]
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int k = 0; k < 2; ++k)
+              wv[r][h][k] = *reinterpret_cast<const uint4*>(st + swz128(16 * r + 8 * h + g, 2 * q + k));
+        float c[kNT][2][2][4] = {};  // [n8 tile][row tile][chain: even, odd k16 steps]
+#pragma unroll
+        for (int tt = 0; tt < 16; ++tt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const uint4& u0 = wv[r][0][tt >> 3];
+            const uint4& u1 = wv[r][1][tt >> 3];
+            const int wi = (tt >> 1) & 3;
+            const std::uint32_t v0 = wi == 0 ? u0.x : wi == 1 ? u0.y : wi == 2 ? u0.z : u0.w;
+            const std::uint32_t v1 = wi == 0 ? u1.x : wi == 1 ? u1.y : wi == 2 ? u1.z : u1.w;
+            const unsigned by = 2u * (tt & 1);
+            const std::uint32_t a[4] = {look(v0, by), look(v1, by), look(v0, by + 1), look(v1, by + 1)};
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) mma16816<ActT>(c[j][r][tt & 1], a, xw[j][2 * tt], xw[j][2 * tt + 1]);
+          }
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int l = 16 * r + 8 * h + g;
+            const float s0 = scale(l, 2 * wq), s1 = scale(l, 2 * wq + 1);
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) {
+              acc[j][r][h] = fmaf(c[j][r][0][2 * h] + c[j][r][1][2 * h], s0, acc[j][r][h]);
+              acc[j][r][h] = fmaf(c[j][r][0][2 * h + 1] + c[j][r][1][2 * h + 1], s1, acc[j][r][h]);
+            }
+          }
+      } else {
+        // Token columns: per block w of the step, lane (g, q) takes 8 code bytes (elements 16q … 16q + 15
+        // of the block) of A rows g, g + 8 and x[token 8j + g][the same elements]: the k-slot order of
+        // a_fragments. A row g is shared-memory row sig (rows of a half warp 2 apart in the swizzle, so
+        // that the 8-byte reads never share a bank).
+        const int sig = ((g & 3) << 1) | (g >> 2);
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          std::uint32_t xb[kNT][8];
+#pragma unroll
+          for (int j = 0; j < kNT; ++j) {
+            const int xrow = w * kTok + 8 * j + g;  // the box's row: [block][token]
+            const uint4 v0 = *reinterpret_cast<const uint4*>(st + St::kCodeBytes + swz128(xrow, 2 * q));
+            const uint4 v1 = *reinterpret_cast<const uint4*>(st + St::kCodeBytes + swz128(xrow, 2 * q + 1));
+            xb[j][0] = v0.x, xb[j][1] = v0.y, xb[j][2] = v0.z, xb[j][3] = v0.w;
+            xb[j][4] = v1.x, xb[j][5] = v1.y, xb[j][6] = v1.z, xb[j][7] = v1.w;
+          }
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            uint2 wv[2];  // rows g, g + 8
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+              wv[h] = *reinterpret_cast<const uint2*>(st + swz128(16 * r + 8 * h + sig, 2 * w + (q >> 1)) +
+                                                      8 * (q & 1));
+            const float s0 = scale(16 * r + sig, w), s1 = scale(16 * r + 8 + sig, w);
+            std::uint32_t a[4][4];
+#pragma unroll
+            for (int tt = 0; tt < 4; ++tt) {
+              const std::uint32_t v0 = tt < 2 ? wv[0].x : wv[0].y, v1 = tt < 2 ? wv[1].x : wv[1].y;
+              const unsigned by = 2u * (tt & 1);
+              a[tt][0] = look(v0, by), a[tt][1] = look(v1, by), a[tt][2] = look(v0, by + 1), a[tt][3] = look(v1, by + 1);
+            }
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) {
+              float c[4] = {};
+#pragma unroll
+              for (int tt = 0; tt < 4; ++tt) mma16816<ActT>(c, a[tt], xb[j][2 * tt], xb[j][2 * tt + 1]);
+              acc[j][r][0] = fmaf(c[0], s0, acc[j][r][0]);
+              acc[j][r][1] = fmaf(c[1], s0, acc[j][r][1]);
+              acc[j][r][2] = fmaf(c[2], s1, acc[j][r][2]);
+              acc[j][r][3] = fmaf(c[3], s1, acc[j][r][3]);
+            }
           }
         }
       }
-      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + St::kScaleOff);
-      uint4 wv[2][2][2];  // [tile][row g, g + 8][16-byte half of the window]
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-          for (int k = 0; k < 2; ++k)
-            wv[r][h][k] = *reinterpret_cast<const uint4*>(st + swz128(16 * r + 8 * h + g, 2 * q + k));
-      float c[kNT][2][2][4] = {};  // [n8 tile][row tile][chain: even, odd k16 steps]
-#pragma unroll
-      for (int tt = 0; tt < 16; ++tt)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const uint4& u0 = wv[r][0][tt >> 3];
-          const uint4& u1 = wv[r][1][tt >> 3];
-          const int wi = (tt >> 1) & 3;
-          const std::uint32_t v0 = wi == 0 ? u0.x : wi == 1 ? u0.y : wi == 2 ? u0.z : u0.w;
-          const std::uint32_t v1 = wi == 0 ? u1.x : wi == 1 ? u1.y : wi == 2 ? u1.z : u1.w;
-          const unsigned by = 2u * (tt & 1);
-          const std::uint32_t a[4] = {look(v0, by), look(v1, by), look(v0, by + 1), look(v1, by + 1)};
-#pragma unroll
-          for (int j = 0; j < kNT; ++j) mma16816<ActT>(c[j][r][tt & 1], a, xw[j][2 * tt], xw[j][2 * tt + 1]);
-        }
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int l = 16 * r + 8 * h + g;
-          float s2[2];  // windows 2wq, 2wq + 1
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            s2[e] = dq ? dq_scale(dyn8, sw[l], 2 * wq + e, __uint_as_float(sw[32 + l]), sc.dq_offset)
-                       : __uint_as_float(sw[4 * l + 2 * wq + e]);
-#pragma unroll
-          for (int j = 0; j < kNT; ++j) {
-            acc[j][r][h] = fmaf(c[j][r][0][2 * h] + c[j][r][1][2 * h], s2[0], acc[j][r][h]);
-            acc[j][r][h] = fmaf(c[j][r][0][2 * h + 1] + c[j][r][1][2 * h + 1], s2[1], acc[j][r][h]);
-          }
-        }
     }
-    // Lanes q, q ^ 1 hold windows 0–1 and 2–3 of token 2j + q / 2; the even lane keeps the sum.
+    if constexpr (kWindows) {
+      // Lanes q, q ^ 1 hold windows 0–1 and 2–3 of token 2j + q / 2; the even lane keeps the sum.
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float v = acc[j][r][h] + __shfl_xor_sync(0xffffffffu, acc[j][r][h], 1);
+            const int tok = 2 * j + q / 2;
+            if ((q & 1) == 0 && tok < kTok) partial(pair & 1, warp, tok)[16 * r + 8 * h + g] = v;
+          }
+    } else {
+      const int sig = ((g & 3) << 1) | (g >> 2);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            partial(pair & 1, warp, 8 * j + 2 * q + (e & 1))[16 * r + 8 * (e >> 1) + sig] = acc[j][r][e];
+    }
 #pragma unroll
     for (int j = 0; j < kNT; ++j)
 #pragma unroll
       for (int r = 0; r < 2; ++r)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const float v = acc[j][r][h] + __shfl_xor_sync(0xffffffffu, acc[j][r][h], 1);
-          const int tok = 2 * j + q / 2;
-          if ((q & 1) == 0 && tok < kTok) partial(pair & 1, warp, tok)[16 * r + 8 * h + g] = v;
-          acc[j][r][h] = 0.0f;
-        }
+        for (int e = 0; e < 4; ++e) acc[j][r][e] = 0.0f;
     __syncthreads();  // the buffer of pair − 2 was summed before pair − 1's barrier
-    if (tid < 32 * kTok) {
-      const int tok = tid / 32, row = tid % 32;
+    for (int idx = tid; idx < 32 * kTok; idx += kW * 32) {
+      const int tok = idx / 32, row = idx % 32;
       if (tok < M && r0 + row < N) {
         float sum = partial(pair & 1, 0, tok)[row];
 #pragma unroll
-        for (int w = 1; w < kWinW; ++w) sum += partial(pair & 1, w, tok)[row];
+        for (int w = 1; w < kW; ++w) sum += partial(pair & 1, w, tok)[row];
         store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, sum);
       }
     }
@@ -1099,26 +1171,30 @@ inline bool encode_map(CUtensorMap* map, CUtensorMapDataType type, const void* b
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The windows kernel's domain (see above); the caller falls back to the cores / pipelined16 kernel.
-inline bool windows_applies(const Weight4& w) {
+// The TMA kernel's domain (see above).
+inline bool tma_applies(const Weight4& w) {
   return w.block == 64 && w.K % 256 == 0 && reinterpret_cast<std::uintptr_t>(w.scales.absmax) % 16 == 0 &&
          tensor_map_encoder() != nullptr;
 }
 
 template <class ActT, int kTok, int kW, int kStages>
-int launch_windows_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  const auto kernel = gemv4_windows_kernel<ActT, kTok, kW, kStages>;
-  constexpr int smem = win_smem_bytes<kTok, kW, kStages>();
+int launch_tma_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  const auto kernel = gemm4_tma_kernel<ActT, kTok, kW, kStages>;
+  constexpr int smem = tma_smem_bytes<kTok, kW, kStages>();
   static const int attr_rc =
       static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (attr_rc != 0) return attr_rc;
-  // codes: N rows of K/2 bytes, boxes of 32 rows × 128 bytes; x: M tokens × K/64 windows × 64 values,
-  // boxes of kTok tokens × 4 windows (tokens past M read as zero).
+  // codes: N rows of K/2 bytes, boxes of 32 rows × 128 bytes. x: 64-value blocks of M tokens, boxes of
+  // 4 blocks × kTok tokens (tokens past M read as zero), token-major for the windows mode, block-major
+  // for token columns (consecutive tokens in consecutive rows of the swizzle).
   CUtensorMap codes_map, x_map;
   const cuuint64_t cdims[2] = {w.K / 2, w.N}, cpitch[1] = {w.K / 2};
   const cuuint32_t cbox[2] = {128, 32};
-  const cuuint64_t xdims[3] = {64, w.K / 64, static_cast<cuuint64_t>(M)}, xpitch[2] = {128, w.K * 2};
-  const cuuint32_t xbox[3] = {64, 4, kTok};
+  const cuuint64_t m = static_cast<cuuint64_t>(M);
+  const bool windows = kTok <= 4;
+  const cuuint64_t xdims[3] = {64, windows ? w.K / 64 : m, windows ? m : w.K / 64};
+  const cuuint64_t xpitch[2] = {windows ? 128 : w.K * 2, windows ? w.K * 2 : 128};
+  const cuuint32_t xbox[3] = {64, windows ? 4u : static_cast<cuuint32_t>(kTok), windows ? static_cast<cuuint32_t>(kTok) : 4u};
   if (!encode_map(&codes_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, w.codes, 2, cdims, cpitch, cbox) ||
       !encode_map(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x, 3, xdims, xpitch, xbox))
     return static_cast<int>(cudaErrorInvalidValue);
@@ -1133,14 +1209,17 @@ int launch_windows_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq
 // (28672×8192, 8192×28672: 38.1 / 39.8 µs against 41.1 / 42.0; the 8-warp version is faster at the
 // smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, kernels/NOTES.md).
 // M = 2: 8 warps × 3 stages; M = 3, 4: 8 warps × 2 (the stage holds 4 tokens' x).
+// M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2 (a stage holds 16 tokens' x).
 template <class ActT>
-int launch_windows(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  if (M == 2) return launch_windows_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
-  if (M > 2) return launch_windows_t<ActT, 4, 8, 2>(x, M, w, dq, y, st);
+int launch_tma(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  if (M > 8) return launch_tma_t<ActT, 16, 6, 2>(x, M, w, dq, y, st);
+  if (M > 4) return launch_tma_t<ActT, 8, 8, 2>(x, M, w, dq, y, st);
+  if (M == 2) return launch_tma_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
+  if (M > 2) return launch_tma_t<ActT, 4, 8, 2>(x, M, w, dq, y, st);
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count()), pairs = (w.N + 31) / 32;
   const std::size_t steps8 = (w.K / 256 + 7) / 8 * ((pairs + sms - 1) / sms);
-  return steps8 >= 16 ? launch_windows_t<ActT, 1, 16, 2>(x, M, w, dq, y, st)
-                      : launch_windows_t<ActT, 1, 8, 3>(x, M, w, dq, y, st);
+  return steps8 >= 16 ? launch_tma_t<ActT, 1, 16, 2>(x, M, w, dq, y, st)
+                      : launch_tma_t<ActT, 1, 8, 3>(x, M, w, dq, y, st);
 }
 
 // Two row groups (64 rows per CTA) while that still fills half the SMs, else one (4096-row layers).
@@ -1189,21 +1268,19 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    // Measured (H200, kernels/NOTES.md): at M = 1 the windows kernel (the cores kernel outside its
-    // domain); 16 warps per CTA are the fastest at M <= 4 on 4 of
-    // the 5 LLM shapes, 8 warps at M = 5 … 16, the register version above.
-    // Above 32 tokens the tiled kernel, where its grid fills its waves.
+    // Measured (H200, kernels/NOTES.md): the TMA kernel up to 16 tokens (1.3–1.7× the pipelined
+    // ones; outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 above), the
+    // register version at 17 … 32, the tiled kernel above where its grid fills its waves.
     if (v == Gemm4Variant::automatic)
-      v = m <= 4 ? Gemm4Variant::windows
-                 : (m <= 16 ? Gemm4Variant::pipelined
-                            : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled : Gemm4Variant::registers));
-    if (v == Gemm4Variant::windows && !(m <= 4 && pipe_ok && windows_applies(w)))
-      v = m == 1 ? Gemm4Variant::cores : Gemm4Variant::pipelined16;
+      v = m <= 16 ? Gemm4Variant::tma
+                  : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled : Gemm4Variant::registers);
+    if (v == Gemm4Variant::tma && !(m <= 16 && pipe_ok && tma_applies(w)))
+      v = m == 1 ? Gemm4Variant::cores : (m <= 4 ? Gemm4Variant::pipelined16 : Gemm4Variant::pipelined);
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
-    if (v == Gemm4Variant::windows) {
-      rc = launch_windows(xm, m, w, dq, ym, st);
+    if (v == Gemm4Variant::tma) {
+      rc = launch_tma(xm, m, w, dq, ym, st);
     } else if (v == Gemm4Variant::cores) {
       rc = launch_cores(xm, w, shift, dq, ym, st);
     } else if (v == Gemm4Variant::tiled) {

@@ -17,10 +17,10 @@
 // each chunk's sum is multiplied by its fp32 block scale in fp32; y is
 // rounded once to the activation type. So y matches an fp64 reference of the
 // dequantized weight to about 2^-8 relative (bf16) / 2^-10 (fp16) of the
-// row's |x|·|w| sum; the tests state the tolerance. The M = 1 kernels
-// (`windows`: the same mma with K windows in the token columns; `cores`, the
-// FP32 units) multiply the same rounded values: exact products, fp32 sums in
-// another order, the same bound.
+// row's |x|·|w| sum; the tests state the tolerance. The `tma` kernel (M ≤ 4:
+// the same mma with K windows in the token columns) and the M = 1 `cores`
+// kernel (the FP32 units) multiply the same rounded values: exact products,
+// fp32 sums in another order, the same bound.
 //
 // Requirements: K % 64 == 0, block % 64 == 0, x and y 16-byte aligned,
 // codes 16-byte aligned. Returns a cudaError_t as int (cudaErrorInvalidValue
@@ -43,17 +43,18 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  windows for M = 1, pipelined16 for M <= 4, pipelined for M <= 16, registers for
-//              M <= 32, tiled above where its grid fills its waves (the fastest, measured)
+//   automatic  tma for M <= 16 (outside its domain cores for M = 1, pipelined16 for M <= 4,
+//              pipelined), registers for M <= 32, tiled above where its grid fills its waves
+//              (the fastest, measured)
 //   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
 //   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
 //   tiled      a CTA-wide cp.async ring shares x among the warps of 64 (or 32) rows; the weight
 //              enters the mma as dequantize_4bit writes it (fl32(value·s) rounded once to bf16/fp16)
-//   windows    M = 1 on the tensor cores: the mma's token columns carry K windows; codes and x arrive
-//              by TMA (block 64 and K % 256 == 0, else cores; other M: pipelined16)
-enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, windows };
+//   tma        M <= 16: codes and x arrive by TMA, persistent CTAs; M <= 4: the mma's token columns
+//              carry K windows, M = 5 … 16: token columns (block 64 and K % 256 == 0; else as automatic)
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, tma };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,
