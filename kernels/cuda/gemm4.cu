@@ -816,7 +816,7 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
-// ---------------------------------------------------------------- M <= 16: TMA-fed (windows, token columns)
+// ---------------------------------------------------------------- M <= 32: TMA-fed (windows, token columns)
 //
 // The cores kernel above issues ~5 instructions per weight (lookup, unpack,
 // FFMA) and is issue-bound at twice the weight-bytes time; the pipelined
@@ -835,7 +835,7 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
 // c3 (row g + 8), each multiplied by its block scale as the chunk sums are
 // above. Per 256 weights one mma per 2 tokens.
 //
-// Token columns (M = 5 … 16): column n of n8 tile j is token 8j + n, as in
+// Token columns (M = 5 … 32): column n of n8 tile j is token 8j + n, as in
 // the kernels above; per 64-element block lane q takes 8 code bytes (the
 // k-slot order of a_fragments), each block's 4-mma chain is scaled once.
 //
@@ -852,7 +852,7 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
 // (step w, w + kW, …; every warp runs the same number of steps per pair, past
 // K none) and meet once per pair in shared memory. Domain: block 64,
 // K % 256 == 0 (the LLM shapes); outside it the cores kernel (M = 1),
-// pipelined16 (M ≤ 4) or pipelined.
+// pipelined16 (M ≤ 4), pipelined (M ≤ 16) or registers.
 template <int kTok>
 struct TmaStage {
   static constexpr int kCodeBytes = 32 * 128, kXBytes = kTok * 4 * 128, kScaleOff = kCodeBytes + kXBytes;
@@ -918,7 +918,7 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
   using St = TmaStage<kTok>;
   constexpr bool kWindows = kTok <= 4;                 // else token columns
   constexpr int kNT = kWindows ? (kTok + 1) / 2 : kTok / 8;  // n8 tiles: 2 tokens × 4 windows, or 8 tokens
-  static_assert(kTok == 1 || kTok == 2 || kTok == 4 || kTok == 8 || kTok == 16, "tokens per launch");
+  static_assert(kTok == 1 || kTok == 2 || kTok == 4 || kTok == 8 || kTok == 16 || kTok == 32, "tokens per launch");
   static_assert(kW <= 16 && kStages <= 4 && 13 + 2 * kW * kTok <= 256, "the gaps' layout");
   extern __shared__ __align__(16) unsigned char tma_smem[];
   unsigned char* lut = tma_smem;
@@ -1207,11 +1207,12 @@ int launch_tma_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 
 // M = 1: 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps
 // (28672×8192, 8192×28672: 38.1 / 39.8 µs against 41.1 / 42.0; the 8-warp version is faster at the
-// smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, kernels/NOTES.md).
+// smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, eager, kernels/NOTES.md).
 // M = 2: 8 warps × 3 stages; M = 3, 4: 8 warps × 2 (the stage holds 4 tokens' x).
-// M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2 (a stage holds 16 tokens' x).
+// M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2; 17 … 32: 3 warps × 2 (a stage holds 32 tokens' x).
 template <class ActT>
 int launch_tma(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  if (M > 16) return launch_tma_t<ActT, 32, 3, 2>(x, M, w, dq, y, st);
   if (M > 8) return launch_tma_t<ActT, 16, 6, 2>(x, M, w, dq, y, st);
   if (M > 4) return launch_tma_t<ActT, 8, 8, 2>(x, M, w, dq, y, st);
   if (M == 2) return launch_tma_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
@@ -1268,14 +1269,16 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    // Measured (H200, kernels/NOTES.md): the TMA kernel up to 16 tokens (1.3–1.7× the pipelined
-    // ones; outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 above), the
-    // register version at 17 … 32, the tiled kernel above where its grid fills its waves.
+    // Measured (H200, kernels/NOTES.md): the TMA kernel up to 32 tokens (1.3–1.7× the pipelined
+    // ones, 1.3–1.4× the register version at 32; outside its domain the cores kernel at M = 1, 16
+    // warps per CTA at M <= 4, 8 up to 16, the register version up to 32), the tiled kernel above
+    // where its grid fills its waves.
     if (v == Gemm4Variant::automatic)
-      v = m <= 16 ? Gemm4Variant::tma
+      v = m <= 32 ? Gemm4Variant::tma
                   : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled : Gemm4Variant::registers);
-    if (v == Gemm4Variant::tma && !(m <= 16 && pipe_ok && tma_applies(w)))
-      v = m == 1 ? Gemm4Variant::cores : (m <= 4 ? Gemm4Variant::pipelined16 : Gemm4Variant::pipelined);
+    if (v == Gemm4Variant::tma && !(m <= 32 && pipe_ok && tma_applies(w)))
+      v = m == 1 ? Gemm4Variant::cores
+                 : (m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers));
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
