@@ -151,10 +151,11 @@ inline bool pdl_enabled() {
 // early start pays for a kernel of one wave, where launch latency is a large
 // part of its time, not for one of many waves). cluster > 1: thread block
 // clusters of that many blocks along x (above 8 the kernel needs
-// cudaFuncAttributeNonPortableClusterSizeAllowed).
+// cudaFuncAttributeNonPortableClusterSizeAllowed). smem: dynamic shared memory bytes.
 template <class... Params, class... Args>
-cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster, void (*kernel)(Params...), dim3 grid,
-                                                  dim3 block, cudaStream_t stream, Args&&... args) {
+cudaError_t launch_after_previous_starts_ex(bool overlap, unsigned cluster, std::size_t smem,
+                                            void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                                            Args&&... args) {
   cudaLaunchAttribute attr[2]{};
   unsigned count = 0;
   if (cluster > 1) {
@@ -172,15 +173,21 @@ cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = count;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 template <class... Params, class... Args>
+cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster, void (*kernel)(Params...), dim3 grid,
+                                                  dim3 block, cudaStream_t stream, Args&&... args) {
+  return launch_after_previous_starts_ex(overlap, cluster, 0, kernel, grid, block, stream, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
 cudaError_t launch_after_previous_starts(bool overlap, void (*kernel)(Params...), dim3 grid, dim3 block,
                                          cudaStream_t stream, Args&&... args) {
-  return launch_clusters_after_previous_starts(overlap, 1u, kernel, grid, block, stream, std::forward<Args>(args)...);
+  return launch_after_previous_starts_ex(overlap, 1u, 0, kernel, grid, block, stream, std::forward<Args>(args)...);
 }
 
 inline int sm_count() {

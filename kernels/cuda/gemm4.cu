@@ -942,22 +942,27 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
   // Step i of this warp: row pair i / S, elements (warp + (i % S)·kW)·256 …. Lane 0 arms the stage's
   // barrier and starts the two TMA copies (rows past N, elements past K, tokens past M: zeros); each
   // lane copies the block scales of row lane (zeros past N).
-  int issue_pair = 0, issue_step = 0;
-  auto issue = [&](int i) {
+  auto step_r0 = [&](int i) { return (blockIdx.x + (i / S) * gridDim.x) * 32; };
+  auto step_k0 = [&](int i) { return (warp + (i % S) * kW) * 256; };
+  auto issue_x = [&](int i) {  // lane 0; the stage's barrier counts x's bytes already
+    const int k0 = step_k0(i);
+    std::uint64_t* b = &bar[i % kStages];
+    unsigned char* st = ring + (i % kStages) * St::kBytes;
+    if (k0 < K) {
+      if constexpr (kWindows) tma_3d(st + St::kCodeBytes, &x_map, 0, k0 / 64, 0, b);  // [token][window]
+      else tma_3d(st + St::kCodeBytes, &x_map, 0, 0, k0 / 64, b);                     // [block][token]
+    }
+  };
+  auto issue = [&](int i, bool with_x) {
     if (i < total) {
-      const int r0 = (blockIdx.x + issue_pair * gridDim.x) * 32;
-      const int k0 = (warp + issue_step * kW) * 256;
-      if (++issue_step == S) issue_step = 0, ++issue_pair;
+      const int r0 = step_r0(i), k0 = step_k0(i);
       unsigned char* st = ring + (i % kStages) * St::kBytes;
       std::uint64_t* b = &bar[i % kStages];
       const bool kin = k0 < K;
       if (lane == 0) {
         mbar_arrive_expect_tx(b, kin ? St::kCodeBytes + St::kXBytes : 0);
-        if (kin) {
-          tma_2d(st, &codes_map, k0 / 2, r0, b);
-          if constexpr (kWindows) tma_3d(st + St::kCodeBytes, &x_map, 0, k0 / 64, 0, b);  // [token][window]
-          else tma_3d(st + St::kCodeBytes, &x_map, 0, 0, k0 / 64, b);                     // [block][token]
-        }
+        if (kin) tma_2d(st, &codes_map, k0 / 2, r0, b);
+        if (with_x) issue_x(i);
       }
       const int row = r0 + lane;
       const bool in = kin && row < N;
@@ -972,8 +977,11 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
     }
     cp_async_commit();
   };
+  // Launched early (programmatic dependent launch): the weights, their scales and the table do not depend
+  // on the previous kernel, x does — its first copies wait for that kernel to finish.
+  detail::allow_next_grid_to_start();
 #pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) issue(i);
+  for (int i = 0; i < kStages - 1; ++i) issue(i, false);
 
   if (tid < 16) values[tid] = t.value[tid];
   if (dq)
@@ -987,6 +995,9 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
     *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
   }
   __syncthreads();
+  detail::wait_for_previous_grid();
+  if (lane == 0)
+    for (int i = 0; i < kStages - 1 && i < total; ++i) issue_x(i);
 
   const std::uint32_t lane4 = lane * 4u;
   auto look = [&](std::uint32_t word, unsigned byte) {
@@ -1001,7 +1012,7 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
       mbar_wait(&bar[i % kStages], (i / kStages) & 1);
       cp_async_wait<kStages - 2>();
       __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
-      issue(i + kStages - 1);
+      issue(i + kStages - 1, true);
       if ((warp + s * kW) * 256 >= K) continue;  // a padding step
       const auto* sw = reinterpret_cast<const std::uint32_t*>(st + St::kScaleOff);
       auto scale = [&](int l, int w) {  // row l of the pair, block w of the step
@@ -1200,9 +1211,10 @@ int launch_tma_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
     return static_cast<int>(cudaErrorInvalidValue);
   const std::size_t pairs = (w.N + 31) / 32, sms = static_cast<std::size_t>(detail::sm_count());
   const unsigned grid = static_cast<unsigned>(pairs < sms ? pairs : sms);
-  kernel<<<grid, kW * 32, smem, st>>>(codes_map, x_map, M, w.scales, static_cast<int>(w.N),
-                                      static_cast<int>(w.K), w.table, dq, y);
-  return static_cast<int>(cudaGetLastError());
+  // One wave: started early (PDL; LOWBIT_PDL=0 turns it off), see the kernel.
+  return static_cast<int>(detail::launch_after_previous_starts_ex(true, 1u, smem, kernel, dim3(grid), dim3(kW * 32), st,
+                                                                  codes_map, x_map, M, w.scales, static_cast<int>(w.N),
+                                                                  static_cast<int>(w.K), w.table, dq, y));
 }
 
 // M = 1: 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps

@@ -23,7 +23,13 @@
 // fp32 sums in another order, the same bound.
 //
 // Requirements: K % 64 == 0, block % 64 == 0, x and y 16-byte aligned,
-// codes 16-byte aligned. Returns a cudaError_t as int (cudaErrorInvalidValue
+// codes 16-byte aligned.
+//
+// The `tma` kernel starts before the previous kernel of its stream finishes
+// (programmatic dependent launch; LOWBIT_PDL=0 turns it off): it reads the
+// weight and its scales before it waits for that kernel, x only after. So the
+// weight must not be written by the kernel just before it in the stream
+// (lowbit's own quantizers let their successor start only at their end). Returns a cudaError_t as int (cudaErrorInvalidValue
 // for unsupported shapes).
 #pragma once
 
