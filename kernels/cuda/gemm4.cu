@@ -647,6 +647,22 @@ constexpr int kCoreRows = 4;
 constexpr int kCoreWarps = 8;
 constexpr int kCoreLutBytes = 256 * 256;
 
+// That table (shared with the TMA kernel below): built 16 bytes per store by `threads` threads, and the
+// pair of code byte `byte` of word for the lane whose 4·lane is lane4 (offset byte 0 = 4·lane, byte 1 =
+// the code byte, bytes 2–3 = 0: one PRMT).
+template <class ActT>
+__device__ __forceinline__ void build_row_table(unsigned char* lut, const float* values, int tid, int threads) {
+  for (int f = tid; f < 256 * 8; f += threads) {
+    const int byte = f >> 3;
+    const std::uint32_t v = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
+    *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
+  }
+}
+__device__ __forceinline__ std::uint32_t row_table_pair(const unsigned char* lut, std::uint32_t word,
+                                                        std::uint32_t lane4, unsigned byte) {
+  return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
+}
+
 struct CoreStep {
   uint4 w[kCoreRows];  // 16 code bytes per row
   float s[kCoreRows];  // block scales (plain); dq: the 256-block absmax
@@ -715,11 +731,7 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
   if (dq)
     for (int i = tid; i < 256; i += kCoreWarps * 32) dyn8[i] = dq_table.v[i];
   __syncthreads();
-  std::uint32_t* lut = reinterpret_cast<std::uint32_t*>(core_smem);
-  for (int f = tid; f < 256 * 32; f += kCoreWarps * 32) {
-    const int byte = f >> 5;  // word byte · 64 + lane
-    lut[byte * 64 + (f & 31)] = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
-  }
+  build_row_table<ActT>(core_smem, values, tid, kCoreWarps * 32);
   __syncthreads();
   if (kSlices == 1 && row0 >= N) return;
 
@@ -743,9 +755,7 @@ __global__ void __launch_bounds__(kCoreWarps * 32, kCoreAhead == 1 ? 3 : 2) gemv
       for (int r = 0; r < kCoreRows; ++r) {
         const uint4& w = d.w[r];
         const std::uint32_t word = j < 4 ? w.x : j < 8 ? w.y : j < 12 ? w.z : w.w;
-        // result byte 0 = 4·lane, byte 1 = code byte j % 4, bytes 2–3 = 0
-        const unsigned off = __byte_perm(word, lane4, 0x5504u | ((j & 3u) << 4));
-        const std::uint32_t pair = *reinterpret_cast<const std::uint32_t*>(core_smem + off);
+        const std::uint32_t pair = row_table_pair(core_smem, word, lane4, j & 3u);
         float v0, v1;
         unpack2(pair, y, v0, v1);
         part[r] = fmaf(v0, x0, part[r]);
@@ -988,21 +998,14 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
     for (int i = tid; i < 256; i += kW * 32)
       *reinterpret_cast<float*>(tma_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
   __syncthreads();
-  // The cores kernel's table (row byte · 256, lane l's copy at byte 4l), written 16 bytes at a time.
-  for (int f = tid; f < 256 * 8; f += kW * 32) {
-    const int byte = f >> 3;
-    const std::uint32_t v = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
-    *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
-  }
+  build_row_table<ActT>(lut, values, tid, kW * 32);  // the cores kernel's table
   __syncthreads();
   detail::wait_for_previous_grid();
   if (lane == 0)
     for (int i = 0; i < kStages - 1 && i < total; ++i) issue_x(i);
 
   const std::uint32_t lane4 = lane * 4u;
-  auto look = [&](std::uint32_t word, unsigned byte) {
-    return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
-  };
+  auto look = [&](std::uint32_t word, unsigned byte) { return row_table_pair(lut, word, lane4, byte); };
   float acc[kNT][2][4] = {};  // [n8 tile][row tile][fragment: windows mode uses 0, 1 (rows g, g + 8)]
   int i = 0;
   for (int pair = 0; pair < my_pairs; ++pair) {
