@@ -865,18 +865,32 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
 // pipelined16 (M ≤ 4), pipelined (M ≤ 16) or registers.
 template <int kTok>
 struct TmaStage {
-  static constexpr int kCodeBytes = 32 * 128, kXBytes = kTok * 4 * 128, kScaleOff = kCodeBytes + kXBytes;
-  // scales: [32 rows][4 windows]; dq: code words [32], absmax [32]. Boxes start at 1024-byte boundaries.
-  static constexpr int kBytes = (kScaleOff + 512 + 1023) / 1024 * 1024;
+  static constexpr int kCodeBytes = 32 * 128, kXBytes = kTok * 4 * 128;
+  // Boxes start at 1024-byte boundaries (the 128-byte swizzle's period). The block scales live in the
+  // table's gaps (below), so that 4 warps × 2 stages of 32 tokens fit.
+  static constexpr int kBytes = (kCodeBytes + kXBytes + 1023) / 1024 * 1024;
 };
 template <int kTok, int kW, int kStages>
 constexpr int tma_smem_bytes() {
   return kCoreLutBytes + 1024 /* alignment */ + kW * kStages * TmaStage<kTok>::kBytes;
 }
 // The table's rows use bytes 0–127 (lane copies); bytes 128–255 of row h ("gap h") hold the kernel's small
-// arrays, so that 16 warps × 2 stages fit beside the table: values (gap 0), the dyn8 table (gaps 1–8), the
-// stage barriers (gaps 9–12, 32 bytes per warp) and the cross-warp partial sums (gaps 13 …, 32 floats each).
+// arrays, so that 16 warps × 2 stages (or 4 × 2 of 32 tokens) fit beside the table: values (gap 0), the dyn8
+// table (gaps 1–8), the stage barriers (gaps 9–12, 32 bytes per warp), each stage's block scales (4 gaps:
+// [32 rows][4 blocks] floats, 8 rows per gap; dq: the rows' code words, then their absmax) and the partial
+// sums of warps 1 … kW − 1 (32 floats per token, double-buffered; warp 0 keeps its own in registers).
 __device__ __forceinline__ unsigned char* tma_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
+template <int kTok, int kW, int kStages>
+struct TmaGaps {
+  static constexpr int kScales = 13, kPartials = kScales + 4 * kW * kStages;
+  static constexpr bool kAllWarps = kPartials + 2 * kW * kTok <= 256;  // else warps 1 … kW − 1 only
+  static_assert(kPartials + 2 * (kW - 1) * kTok <= 256, "the gaps' layout");
+  static constexpr int scales(int warp, int stage) { return kScales + 4 * (warp * kStages + stage); }
+  static constexpr int partial(int parity, int warp, int tok) {
+    return kAllWarps ? kPartials + (parity * kW + warp) * kTok + tok
+                     : kPartials + (parity * (kW - 1) + warp - 1) * kTok + tok;
+  }
+};
 struct GapDyn8 {
   const unsigned char* lut;
   __device__ float operator[](unsigned c) const {
@@ -929,13 +943,15 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
   constexpr bool kWindows = kTok <= 4;                 // else token columns
   constexpr int kNT = kWindows ? (kTok + 1) / 2 : kTok / 8;  // n8 tiles: 2 tokens × 4 windows, or 8 tokens
   static_assert(kTok == 1 || kTok == 2 || kTok == 4 || kTok == 8 || kTok == 16 || kTok == 32, "tokens per launch");
-  static_assert(kW <= 16 && kStages <= 4 && 13 + 2 * kW * kTok <= 256, "the gaps' layout");
+  static_assert(kW <= 16 && kStages <= 4, "the barriers' gaps");
+  using Gaps = TmaGaps<kTok, kW, kStages>;
+  constexpr bool kAllWarpsReduce = Gaps::kAllWarps;
   extern __shared__ __align__(16) unsigned char tma_smem[];
   unsigned char* lut = tma_smem;
   float* values = reinterpret_cast<float*>(tma_gap(lut, 0));
   const GapDyn8 dyn8{lut};
   auto partial = [&](int parity, int w, int tok) {
-    return reinterpret_cast<float*>(tma_gap(lut, 13 + (parity * kW + w) * kTok + tok));
+    return reinterpret_cast<float*>(tma_gap(lut, Gaps::partial(parity, w, tok)));
   };
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
   const bool dq = sc.dq_codes != nullptr;
@@ -977,12 +993,12 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
       const int row = r0 + lane;
       const bool in = kin && row < N;
       const unsigned bk = in ? (static_cast<unsigned>(row) * static_cast<unsigned>(K) + k0) / 64u : 0u;
-      auto* sw = reinterpret_cast<std::uint32_t*>(st + St::kScaleOff);
-      if (dq) {
-        cp_async4(sw + lane, sc.dq_codes + bk, in ? 4 : 0);  // the 4 windows' codes: one word (bk % 4 == 0)
-        cp_async4(sw + 32 + lane, sc.dq_absmax + (bk >> 8), in ? 4 : 0);
+      const int sg = Gaps::scales(warp, i % kStages);
+      if (dq) {  // the 4 blocks' codes: one word (bk % 4 == 0)
+        cp_async4(tma_gap(lut, sg) + 4 * lane, sc.dq_codes + bk, in ? 4 : 0);
+        cp_async4(tma_gap(lut, sg + 1) + 4 * lane, sc.dq_absmax + (bk >> 8), in ? 4 : 0);
       } else {
-        cp_async16(sw + 4 * lane, sc.absmax + bk, in ? 16 : 0);
+        cp_async16(tma_gap(lut, sg + lane / 8) + 16 * (lane % 8), sc.absmax + bk, in ? 16 : 0);
       }
     }
     cp_async_commit();
@@ -1017,10 +1033,11 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
       __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
       issue(i + kStages - 1, true);
       if ((warp + s * kW) * 256 >= K) continue;  // a padding step
-      const auto* sw = reinterpret_cast<const std::uint32_t*>(st + St::kScaleOff);
+      const unsigned char* sg = tma_gap(lut, Gaps::scales(warp, i % kStages));
       auto scale = [&](int l, int w) {  // row l of the pair, block w of the step
-        return dq ? dq_scale(dyn8, sw[l], w, __uint_as_float(sw[32 + l]), sc.dq_offset)
-                  : __uint_as_float(sw[4 * l + w]);
+        const auto word = [&](int off) { return *reinterpret_cast<const std::uint32_t*>(sg + off); };
+        return dq ? dq_scale(dyn8, word(4 * l), w, __uint_as_float(word(256 + 4 * l)), sc.dq_offset)
+                  : __uint_as_float(word(256 * (l / 8) + 16 * (l % 8) + 4 * w));
       };
       if constexpr (kWindows) {
         const bool diag = g % 4 == q;   // holds x: token 2j + g / 4, window q (B column g of n8 tile j)
@@ -1118,27 +1135,46 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
         }
       }
     }
-    if constexpr (kWindows) {
-      // Lanes q, q ^ 1 hold windows 0–1 and 2–3 of token 2j + q / 2; the even lane keeps the sum.
+    // Each warp leaves its sums in the gaps (double-buffered, so pair + 1's writes do not meet pair's
+    // reads) and all threads add them up; where the gaps cannot hold kW warps' sums (32 tokens), warp 0
+    // keeps its own in registers and alone adds the others' and stores y, the rest going on to the next pair.
+    auto write = [&](int tok, int row, float v) {
+      if (kAllWarpsReduce || warp != 0) partial(pair & 1, warp, tok)[row] = v;
+    };
+    auto finish = [&](int tok, int row, float v) {
 #pragma unroll
-      for (int j = 0; j < kNT; ++j)
+      for (int w = 1; w < kW; ++w) v += partial(pair & 1, w, tok)[row];
+      if (tok < M && r0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, v);
+    };
+    auto for_each_sum = [&](auto&& f) {  // f(token, row of the pair, this warp's sum)
+      if constexpr (kWindows) {
+        // Lanes q, q ^ 1 hold windows 0–1 and 2–3 of token 2j + q / 2; the even lane takes the sum.
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
+        for (int j = 0; j < kNT; ++j)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const float v = acc[j][r][h] + __shfl_xor_sync(0xffffffffu, acc[j][r][h], 1);
-            const int tok = 2 * j + q / 2;
-            if ((q & 1) == 0 && tok < kTok) partial(pair & 1, warp, tok)[16 * r + 8 * h + g] = v;
-          }
-    } else {
-      const int sig = ((g & 3) << 1) | (g >> 2);
+          for (int r = 0; r < 2; ++r)
 #pragma unroll
-      for (int j = 0; j < kNT; ++j)
+            for (int h = 0; h < 2; ++h) {
+              const float v = acc[j][r][h] + __shfl_xor_sync(0xffffffffu, acc[j][r][h], 1);
+              const int tok = 2 * j + q / 2;
+              if ((q & 1) == 0 && tok < kTok) f(tok, 16 * r + 8 * h + g, v);
+            }
+      } else {
+        const int sig = ((g & 3) << 1) | (g >> 2);
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
+        for (int j = 0; j < kNT; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            partial(pair & 1, warp, 8 * j + 2 * q + (e & 1))[16 * r + 8 * (e >> 1) + sig] = acc[j][r][e];
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) f(8 * j + 2 * q + (e & 1), 16 * r + 8 * (e >> 1) + sig, acc[j][r][e]);
+      }
+    };
+    if (kAllWarpsReduce || warp != 0) for_each_sum(write);
+    __syncthreads();
+    if constexpr (kAllWarpsReduce) {
+      for (int idx = tid; idx < 32 * kTok; idx += kW * 32) finish(idx / 32, idx % 32, partial(pair & 1, 0, idx / 32)[idx % 32]);
+    } else if (warp == 0) {
+      for_each_sum(finish);
     }
 #pragma unroll
     for (int j = 0; j < kNT; ++j)
@@ -1146,16 +1182,6 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
       for (int r = 0; r < 2; ++r)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[j][r][e] = 0.0f;
-    __syncthreads();  // the buffer of pair − 2 was summed before pair − 1's barrier
-    for (int idx = tid; idx < 32 * kTok; idx += kW * 32) {
-      const int tok = idx / 32, row = idx % 32;
-      if (tok < M && r0 + row < N) {
-        float sum = partial(pair & 1, 0, tok)[row];
-#pragma unroll
-        for (int w = 1; w < kW; ++w) sum += partial(pair & 1, w, tok)[row];
-        store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, sum);
-      }
-    }
   }
   cp_async_wait<0>();
 }
@@ -1223,15 +1249,23 @@ int launch_tma_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 // M = 1: 8 warps with 3 stages each, or 16 warps with 2 where each of 8 warps would run at least 16 steps
 // (28672×8192, 8192×28672: 38.1 / 39.8 µs against 41.1 / 42.0; the 8-warp version is faster at the
 // smaller LLM shapes: 6.9 / 12.8 / 15.0 µs against 7.7 / 13.2 / 15.0. H200, eager, kernels/NOTES.md).
-// M = 2: 8 warps × 3 stages; M = 3, 4: 8 warps × 2 (the stage holds 4 tokens' x).
-// M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2; 17 … 32: 3 warps × 2 (a stage holds 32 tokens' x).
+// M = 2: 8 warps × 3 stages; M = 3, 4: 8 warps × 2 (3 stages, which now fit, measured 0.5 µs slower at
+// 4096² and 8192²). M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2; 17 … 32: 4 warps × 2 (a stage holds
+// 32 tokens' x, 20 KB; 3 warps before the scales moved to the gaps: 8192² 30.5 → 24.1 µs, 4096×11008
+// 26.8 → 20.3; M = 1 with 8 warps × 4 stages was no faster either).
+// M = 33 … 64: pieces of 32 tokens (the weight read once per piece; two pieces are still faster than the
+// tiled kernel, which reads it once).
 template <class ActT>
 int launch_tma(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
-  if (M > 16) return launch_tma_t<ActT, 32, 3, 2>(x, M, w, dq, y, st);
+  if (M > 32) {
+    const int rc = launch_tma(x, 32, w, dq, y, st);
+    return rc != 0 ? rc : launch_tma(x + 32 * w.K, M - 32, w, dq, y + 32 * w.N, st);
+  }
+  if (M > 16) return launch_tma_t<ActT, 32, 4, 2>(x, M, w, dq, y, st);
   if (M > 8) return launch_tma_t<ActT, 16, 6, 2>(x, M, w, dq, y, st);
   if (M > 4) return launch_tma_t<ActT, 8, 8, 2>(x, M, w, dq, y, st);
-  if (M == 2) return launch_tma_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
   if (M > 2) return launch_tma_t<ActT, 4, 8, 2>(x, M, w, dq, y, st);
+  if (M == 2) return launch_tma_t<ActT, 2, 8, 3>(x, M, w, dq, y, st);
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count()), pairs = (w.N + 31) / 32;
   const std::size_t steps8 = (w.K / 256 + 7) / 8 * ((pairs + sms - 1) / sms);
   return steps8 >= 16 ? launch_tma_t<ActT, 1, 16, 2>(x, M, w, dq, y, st)
@@ -1284,16 +1318,17 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    // Measured (H200, kernels/NOTES.md): the TMA kernel up to 32 tokens (1.3–1.7× the pipelined
-    // ones, 1.3–1.4× the register version at 32; outside its domain the cores kernel at M = 1, 16
-    // warps per CTA at M <= 4, 8 up to 16, the register version up to 32), the tiled kernel above
-    // where its grid fills its waves.
-    if (v == Gemm4Variant::automatic)
-      v = m <= 32 ? Gemm4Variant::tma
-                  : (m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled : Gemm4Variant::registers);
-    if (v == Gemm4Variant::tma && !(m <= 32 && pipe_ok && tma_applies(w)))
-      v = m == 1 ? Gemm4Variant::cores
-                 : (m <= 4 ? Gemm4Variant::pipelined16 : (m <= 16 ? Gemm4Variant::pipelined : Gemm4Variant::registers));
+    // Measured (H200, kernels/NOTES.md): the TMA kernel (1.3–1.7× the pipelined ones up to 16 tokens,
+    // 1.7–2.3× the register version at 32, in two 32-token pieces 1.1–1.3× the tiled kernel at 64);
+    // outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the
+    // register version up to 32, the tiled kernel above where its grid fills its waves.
+    if (v == Gemm4Variant::automatic) v = Gemm4Variant::tma;
+    if (v == Gemm4Variant::tma && !(pipe_ok && tma_applies(w)))
+      v = m == 1    ? Gemm4Variant::cores
+          : m <= 4  ? Gemm4Variant::pipelined16
+          : m <= 16 ? Gemm4Variant::pipelined
+          : m > 32 && tiled_waves_fill(w.N) ? Gemm4Variant::tiled
+                                            : Gemm4Variant::registers;
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
