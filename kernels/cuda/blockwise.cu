@@ -213,7 +213,8 @@ int launch_dequant4(const Table16& t, const std::uint8_t* codes, const BlockScal
       shift = 0;
       while ((std::size_t{1} << shift) < block) ++shift;
     }
-    const unsigned grid = detail::grid_for(n / E ? n / E : 1, kDqThreads * DqUnit<OutT>::kUnroll, 8);
+    // Every unit's CTA launched (95 % of copy against 87 % for 8 persistent CTAs per SM, H200).
+    const unsigned grid = detail::grid_one_pass(n / E, kDqThreads * DqUnit<OutT>::kUnroll);
     const auto* cw = reinterpret_cast<const typename DqUnit<OutT>::Word*>(codes);
     if (dq)
       dequant4_kernel<OutT, true><<<grid, kDqThreads, 0, stream>>>(t, dyn8, cw, s, n, block, shift, out);
@@ -761,7 +762,7 @@ int launch_dequant_mx8(const FormatSpec& e, const std::uint8_t* codes, const std
                        OutT* out, cudaStream_t stream) {
   if (reinterpret_cast<std::uintptr_t>(codes) % 16 != 0 || reinterpret_cast<std::uintptr_t>(out) % 16 != 0)
     return static_cast<int>(cudaErrorMisalignedAddress);
-  const unsigned grid = detail::grid_for(n / 8 ? n / 8 : 1, 256 * 4, 8);
+  const unsigned grid = detail::grid_one_pass(n / 8, 256 * 4);  // 94.9 % of copy against 89.5 % persistent
   const auto* c = reinterpret_cast<const uint2*>(codes);
   if (e == e5m2)
     dequant_mx8_kernel<OutT, true><<<grid, 256, 0, stream>>>(c, scales, n, out, e);
@@ -776,6 +777,7 @@ int launch_quant_mx8(const FormatSpec& e, const InT* x, std::size_t n, std::uint
   if (reinterpret_cast<std::uintptr_t>(x) % 16 != 0 || reinterpret_cast<std::uintptr_t>(codes) % 8 != 0)
     return static_cast<int>(cudaErrorMisalignedAddress);
   const int emax = floor_log2(static_cast<float>(e.max_finite()));
+  // Persistent (8 CTAs per SM): launching every CTA measured 84.6 % of copy from bf16 against 88 %.
   const unsigned grid = detail::grid_for(n, 256 * 8, 8);
   if (e == e5m2)
     quant_mx8_kernel<InT, true><<<grid, 256, 0, stream>>>(x, n, codes, scales, e, emax);

@@ -73,7 +73,9 @@ __global__ void quantize_kernel(const T* __restrict__ x, std::size_t n, std::uin
   }
 }
 
-unsigned grid(std::size_t n) { return detail::grid_for((n + 7) / 8, kThreads, 8); }
+// 16 chunks of 8 elements per thread, every CTA launched: delayed scaling at 99 % of copy against 94.5 %
+// for 8 persistent CTAs per SM (H200); 16 keeps the per-CTA amax atomics few.
+unsigned grid(std::size_t n) { return detail::grid_one_pass((n + 7) / 8, kThreads * 16); }
 
 template <class F>
 void dispatch(Act act, F&& f) {
