@@ -430,7 +430,7 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
   return static_cast<int>(cudaGetLastError());
 }
 
-// ---------------------------------------------------------------- tiled version (M ≤ 64; automatic above 32)
+// ---------------------------------------------------------------- tiled version (M ≤ 64; automatic above 32 outside the TMA domain)
 //
 // The kernels above give each CTA 32 rows and split K over its warps, so
 // every CTA reads all of x: N/32 · M·K·2 bytes from L2 (256 MB at 8192²,
@@ -826,7 +826,7 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
-// ---------------------------------------------------------------- M <= 32: TMA-fed (windows, token columns)
+// ---------------------------------------------------------------- TMA-fed (windows, token columns; M > 32 in 32-token pieces)
 //
 // The cores kernel above issues ~5 instructions per weight (lookup, unpack,
 // FFMA) and is issue-bound at twice the weight-bytes time; the pipelined
@@ -1319,7 +1319,7 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
     // Measured (H200, kernels/NOTES.md): the TMA kernel (1.3–1.7× the pipelined ones up to 16 tokens,
-    // 1.7–2.3× the register version at 32, in two 32-token pieces 1.1–1.3× the tiled kernel at 64);
+    // 1.4–2.2× the register version at 32, in two 32-token pieces 1.06–1.48× the tiled kernel at 64);
     // outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the
     // register version up to 32, the tiled kernel above where its grid fills its waves.
     if (v == Gemm4Variant::automatic) v = Gemm4Variant::tma;

@@ -49,17 +49,18 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  tma for M <= 32 (outside its domain cores for M = 1, pipelined16 for M <= 4,
-//              pipelined for M <= 16, registers), tiled above where its grid fills its waves,
-//              else registers (the fastest, measured)
+//   automatic  tma (outside its domain cores for M = 1, pipelined16 for M <= 4, pipelined for
+//              M <= 16, registers up to 32, tiled above where its grid fills its waves, else
+//              registers): the fastest, measured
 //   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
 //   pipelined  cp.async ring of 64-element chunks per warp in shared memory, 8 warps per CTA
 //   pipelined16  the same with 16 warps per CTA (3 stages): more warps in flight for M <= 16
 //   registers  the first version: each warp's loads of a step in registers, used at once
 //   tiled      a CTA-wide cp.async ring shares x among the warps of 64 (or 32) rows; the weight
 //              enters the mma as dequantize_4bit writes it (fl32(value·s) rounded once to bf16/fp16)
-//   tma        M <= 32: codes and x arrive by TMA, persistent CTAs; M <= 4: the mma's token columns
-//              carry K windows, M = 5 … 32: token columns (block 64 and K % 256 == 0; else as automatic)
+//   tma        codes and x arrive by TMA, persistent CTAs; M <= 4: the mma's token columns carry K
+//              windows, M = 5 … 32: token columns, M > 32: 32-token pieces (block 64 and
+//              K % 256 == 0; else as automatic)
 enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, tma };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
