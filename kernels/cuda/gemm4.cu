@@ -1033,12 +1033,19 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
       __syncwarp();  // step i has landed for the warp; the stage of step i − 1 is read by all lanes
       issue(i + kStages - 1, true);
       if ((warp + s * kW) * 256 >= K) continue;  // a padding step
-      const unsigned char* sg = tma_gap(lut, Gaps::scales(warp, i % kStages));
-      auto scale = [&](int l, int w) {  // row l of the pair, block w of the step
-        const auto word = [&](int off) { return *reinterpret_cast<const std::uint32_t*>(sg + off); };
-        return dq ? dq_scale(dyn8, word(4 * l), w, __uint_as_float(word(256 + 4 * l)), sc.dq_offset)
-                  : __uint_as_float(word(256 * (l / 8) + 16 * (l % 8) + 4 * w));
-      };
+      unsigned char* sg = tma_gap(lut, Gaps::scales(warp, i % kStages));
+      auto row_scales = [&](int l) { return reinterpret_cast<float*>(sg + 256 * (l / 8) + 16 * (l % 8)); };
+      if (dq) {  // lane l turns row l's code word and absmax into 4 floats in the plain layout: no test per lookup
+        const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(sg + 4 * lane);
+        const float am = *reinterpret_cast<const float*>(sg + 256 + 4 * lane);
+        float4 f;
+        f.x = dq_scale(dyn8, cw, 0, am, sc.dq_offset), f.y = dq_scale(dyn8, cw, 1, am, sc.dq_offset);
+        f.z = dq_scale(dyn8, cw, 2, am, sc.dq_offset), f.w = dq_scale(dyn8, cw, 3, am, sc.dq_offset);
+        __syncwarp();  // every lane has read its words
+        *reinterpret_cast<float4*>(row_scales(lane)) = f;
+        __syncwarp();
+      }
+      auto scale = [&](int l, int w) { return row_scales(l)[w]; };  // row l of the pair, block w of the step
       if constexpr (kWindows) {
         const bool diag = g % 4 == q;   // holds x: token 2j + g / 4, window q (B column g of n8 tile j)
         const int wq = q & 1;           // c0, c1 of lane q: windows 2wq, 2wq + 1 of token 2j + q / 2
