@@ -430,7 +430,7 @@ int launch_pipe(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Tab
   return static_cast<int>(cudaGetLastError());
 }
 
-// ---------------------------------------------------------------- tiled version (M ≤ 64; automatic above 32 outside the TMA domain)
+// ---------------------------------------------------------------- tiled version (M ≤ 64; outside the TMA domain)
 //
 // The kernels above give each CTA 32 rows and split K over its warps, so
 // every CTA reads all of x: N/32 · M·K·2 bytes from L2 (256 MB at 8192²,
@@ -826,7 +826,7 @@ int launch_cores(const ActT* x, const Weight4& w, int shift, const Dyn8Table& dq
   return launch_cores_t<ActT, 1, 1>(x, w, shift, dq, y, st);
 }
 
-// ---------------------------------------------------------------- TMA-fed (windows, token columns; M > 32 in 32-token pieces)
+// ---------------------------------------------------------------- TMA-fed (windows, token columns, 32-token pieces)
 //
 // The cores kernel above issues ~5 instructions per weight (lookup, unpack,
 // FFMA) and is issue-bound at twice the weight-bytes time; the pipelined
@@ -878,7 +878,7 @@ constexpr int tma_smem_bytes() {
 // arrays, so that 16 warps × 2 stages (or 4 × 2 of 32 tokens) fit beside the table: values (gap 0), the dyn8
 // table (gaps 1–8), the stage barriers (gaps 9–12, 32 bytes per warp), each stage's block scales (4 gaps:
 // [32 rows][4 blocks] floats, 8 rows per gap; dq: the rows' code words, then their absmax) and the partial
-// sums of warps 1 … kW − 1 (32 floats per token, double-buffered; warp 0 keeps its own in registers).
+// sums (32 floats per token, double-buffered): every warp's where they fit, else those of warps 1 … kW − 1.
 __device__ __forceinline__ unsigned char* tma_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
 template <int kTok, int kW, int kStages>
 struct TmaGaps {
@@ -1179,7 +1179,8 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
     if (kAllWarpsReduce || warp != 0) for_each_sum(write);
     __syncthreads();
     if constexpr (kAllWarpsReduce) {
-      for (int idx = tid; idx < 32 * kTok; idx += kW * 32) finish(idx / 32, idx % 32, partial(pair & 1, 0, idx / 32)[idx % 32]);
+      for (int idx = tid; idx < 32 * kTok; idx += kW * 32)
+        finish(idx / 32, idx % 32, partial(pair & 1, 0, idx / 32)[idx % 32]);
     } else if (warp == 0) {
       for_each_sum(finish);
     }
