@@ -208,11 +208,11 @@ inline unsigned grid_one_pass(std::size_t work_items, std::size_t per_cta) {
   return static_cast<unsigned>(g == 0 ? 1 : g < cap ? g : cap);
 }
 
+// grid_one_pass capped at ctas_per_sm CTAs per SM: a persistent grid whose CTAs loop over the rest.
 inline unsigned grid_for(std::size_t work_items, std::size_t per_cta, int ctas_per_sm) {
-  std::size_t g = (work_items + per_cta - 1) / per_cta;
+  const std::size_t g = grid_one_pass(work_items, per_cta);
   const std::size_t cap = static_cast<std::size_t>(sm_count()) * static_cast<std::size_t>(ctas_per_sm);
-  if (g > cap) g = cap;
-  return static_cast<unsigned>(g ? g : 1);
+  return static_cast<unsigned>(g < cap ? g : cap);
 }
 
 }  // namespace lowbit::cuda::detail
