@@ -185,7 +185,7 @@ void probe_thresholds(std::vector<float>& x, std::size_t B, const Codebook& cb) 
 
 TEST(CudaBlockwise, Quantize4bitEqualsCpu) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device: GPU tests skipped";
-  const Case cases[] = {{"nf4@64", 1 << 20},        {"nf4@64", 100003},       {"fp4-bnb@64", 1 << 18},
+  const Case cases[] = {{"nf4@64", 1 << 20},        {"nf4@64", 100003},       {"nf4@64", (1 << 24) + 4099},       {"fp4-bnb@64", 1 << 18},
                         {"nf4@4096", (1 << 20) + 77}, {"nf4@2048", 1 << 18},   {"nf4@512", 1 << 18},
                         {"nf4@32", 65536 + 9},      {"nf4@8", 4099},          {"nf4@256", 1 << 18},
                         {"nf4@64~bnb", 1 << 18},    {"fp4-bnb@64~bnb", 1 << 18}, {"nf4@4096~bnb", 1 << 20},

@@ -400,6 +400,27 @@ __device__ __forceinline__ std::uint32_t rank_word(const float (&v)[8], float in
   return word - minus;
 }
 
+// rank_word with the comparison as a sign bit: d = thr[r0] − y is negative
+// exactly when y > thr[r0] (an exact difference of finite floats is never a
+// zero of the other sign; thr = +inf gives +inf; thresholds hold no −0, see
+// build_rank_tables), and one funnel shift per value collects d's top nibble
+// in nibble order, its sign bit becoming the +1 of that nibble's rank.
+template <bool kBnb>
+__device__ __forceinline__ std::uint32_t rank_word_signs(const float (&v)[8], float inv, const char* cells, float ga,
+                                                         float gb, std::uint32_t stride, std::uint32_t base) {
+  std::uint32_t word = 0, signs = 0;
+  constexpr int kOrder[8] = {6, 7, 4, 5, 2, 3, 0, 1};  // elements by falling nibble_shift
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int k = kOrder[i];
+    const float y = kBnb ? mul_ftz(v[k], inv) : __fmul_rn(v[k], inv);
+    const uint2 e = *reinterpret_cast<const uint2*>(cells + (__float_as_uint(fmaf(y, ga, gb)) * stride + base));
+    word |= e.y & (0xFu << nibble_shift(k));
+    signs = __funnelshift_l(__float_as_uint(__fsub_rn(__uint_as_float(e.x), y)), signs, 4);
+  }
+  return word + ((signs & 0x88888888u) >> 3);
+}
+
 // The slow path: any values, any scale (NaN, ±inf, zero or subnormal s).
 template <bool kBnb>
 __device__ __forceinline__ std::uint32_t code_word_slow(const float (&v)[8], float s, float inv, const float* thr,
@@ -424,6 +445,43 @@ __device__ __forceinline__ std::uint32_t code_word_slow(const float (&v)[8], flo
   return word;
 }
 
+// The code word of the chunk at i0 that n ends inside: its bytes up to n, an
+// odd count's spare low nibble the code of 0.0 (as bitsandbytes, the CPU reference).
+__device__ __forceinline__ void store_last_code_word(std::uint8_t* codes, std::size_t i0, std::size_t n,
+                                                     std::uint32_t word, std::uint32_t zero_code) {
+  const std::size_t left = n - i0;
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    if (static_cast<std::size_t>(k) >= left) word = (word & ~(0xFu << nibble_shift(k))) | (zero_code << nibble_shift(k));
+  const std::size_t nbytes = (left + 1) / 2;
+  for (std::size_t b = 0; b < nbytes; ++b) codes[i0 / 2 + b] = static_cast<std::uint8_t>(word >> (8 * b));
+}
+
+// The 4-bit quantizers' shared-memory tables, built by the whole CTA: thr
+// (16 floats, +inf last), cor (code of rank), code_pair (two ranks → two
+// codes) and the rank grid's cells (lane copies where grid.stride == 256).
+__device__ __forceinline__ void build_rank_tables(const Table16& t, const RankCells& grid, float* thr, std::uint8_t* cor,
+                                                  std::uint8_t* code_pair, uint2* cell, int copies_log2) {
+  if (threadIdx.x < 16) {
+    thr[threadIdx.x] = threadIdx.x < 15 ? t.threshold[threadIdx.x] : INFINITY;
+    cor[threadIdx.x] = t.code_of_rank[threadIdx.x];
+  }
+  __syncthreads();
+  const int entries = grid.cells << copies_log2;  // copy k of cell c at entry c · copies + k
+  for (int i = threadIdx.x; i < entries; i += blockDim.x) {
+    const int c = i >> copies_log2;
+    const std::uint32_t r0 = (grid.r0w[c >> 3] >> (4 * (c & 7))) & 0xFu;
+    cell[i] = make_uint2(__float_as_uint(thr[r0] + 0.0f), r0 * 0x11111111u);  // −0 → +0: y > −0 ⇔ y > +0
+  }
+  for (int p = threadIdx.x; p < 256; p += blockDim.x) code_pair[p] = static_cast<std::uint8_t>(cor[p >> 4] << 4 | cor[p & 15]);
+  __syncthreads();
+}
+
+__device__ __forceinline__ std::uint32_t remap_ranks(const std::uint8_t* code_pair, std::uint32_t word) {
+  return static_cast<std::uint32_t>(code_pair[word & 0xFFu]) | code_pair[(word >> 8) & 0xFFu] << 8 |
+         code_pair[(word >> 16) & 0xFFu] << 16 | static_cast<std::uint32_t>(code_pair[word >> 24]) << 24;
+}
+
 // One block = G = block/8 threads × 8 elements (a chunk per thread); G a power
 // of two ≤ 512. Chunk indices are 32-bit (the host sends n ≥ 2^34 to the
 // generic kernels). kWide = false: G ≤ 32, the block max is a few shuffles and
@@ -446,20 +504,8 @@ __global__ void __launch_bounds__(512, U == 1 ? 4 : 2) quant4_kernel(Table16 t, 
   __shared__ float warp_max[kWide ? U : 1][16];
   __shared__ std::uint8_t code_pair[256];  // rank pair (hi << 4 | lo) → code pair, when codes ≠ ranks
   extern __shared__ uint2 cell[];          // {thr[r0] bits, r0 in every nibble}: cell_table_bytes
-  if (threadIdx.x < 16) {
-    thr[threadIdx.x] = threadIdx.x < 15 ? t.threshold[threadIdx.x] : INFINITY;
-    cor[threadIdx.x] = t.code_of_rank[threadIdx.x];
-  }
-  __syncthreads();
   const bool lane_copies = grid.stride == 256;
-  const int entries = lane_copies ? grid.cells * 32 : grid.cells;
-  for (int i = threadIdx.x; i < entries; i += blockDim.x) {
-    const int c = lane_copies ? i >> 5 : i;
-    const std::uint32_t r0 = (grid.r0w[c >> 3] >> (4 * (c & 7))) & 0xFu;
-    cell[i] = make_uint2(__float_as_uint(thr[r0]), r0 * 0x11111111u);
-  }
-  for (int p = threadIdx.x; p < 256; p += blockDim.x) code_pair[p] = static_cast<std::uint8_t>(cor[p >> 4] << 4 | cor[p & 15]);
-  __syncthreads();
+  build_rank_tables(t, grid, thr, cor, code_pair, cell, lane_copies ? 5 : 0);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int G = kG != 0 ? kG : 1 << group_log2;  // threads per group; kG: known at compile time (block 64)
   // Byte offset of y's cell (and this lane's copy) = bits(y·a + b) · stride +
@@ -522,25 +568,215 @@ __global__ void __launch_bounds__(512, U == 1 ? 4 : 2) quant4_kernel(Table16 t, 
       std::uint32_t word;
       if (have_grid && finite[j] && inv > 0.0f && inv <= FLT_MAX) {
         word = rank_word<kBnb>(v[j], inv, cell_bytes, grid.a, grid.b, grid.stride, base_off);
-        if (remap)
-          word = static_cast<std::uint32_t>(code_pair[word & 0xFFu]) | code_pair[(word >> 8) & 0xFFu] << 8 |
-                 code_pair[(word >> 16) & 0xFFu] << 16 | static_cast<std::uint32_t>(code_pair[word >> 24]) << 24;
+        if (remap) word = remap_ranks(code_pair, word);
       } else {
         word = code_word_slow<kBnb>(v[j], s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
       }
-      if (c < full_chunks) {
-        __stcs(reinterpret_cast<unsigned*>(codes) + c, word);
-      } else {
-        // Past the end: an odd count's spare low nibble holds the code of 0.0 (as bitsandbytes, the CPU reference).
-        const std::size_t i0 = std::size_t{c} * 8, left = n - i0;
-#pragma unroll
-        for (int k = 0; k < 8; ++k)
-          if (static_cast<std::size_t>(k) >= left)
-            word = (word & ~(0xFu << nibble_shift(k))) | (static_cast<std::uint32_t>(t.zero_code) << nibble_shift(k));
-        const std::size_t nbytes = (left + 1) / 2;
-        for (std::size_t b = 0; b < nbytes; ++b) codes[i0 / 2 + b] = static_cast<std::uint8_t>(word >> (8 * b));
-      }
+      if (c < full_chunks) __stcs(reinterpret_cast<unsigned*>(codes) + c, word);
+      else store_last_code_word(codes, std::size_t{c} * 8, n, word, t.zero_code);
       if ((threadIdx.x & (G - 1)) == 0) absmax[c >> group_log2] = s;
+    }
+  }
+}
+
+// ---- Block 64 from 16-bit input: one block per lane.
+//
+// quant4_kernel gives a block of 64 to 8 lanes, so every 8 values carry a
+// block's fixed work (3 shuffles, the reciprocal, the scale tests, the
+// stores): ~21 instructions per value, issue-bound at 72 % of copy from bf16
+// (ncu, session 3). Here a lane owns a whole block (128 bytes): that work is
+// spread over 64 values and the block max is 16-bit SIMD on the raw words
+// (max.u16x2, three-input on sm_90: 48 instructions per block). Memory
+// stays coalesced: a warp's tile of 32 blocks (4 KB) is loaded with lane l
+// reading bytes 512j + 16l (j = 0 … 7) into registers one tile ahead, then
+// written to the warp's 4 KB of shared memory, chunk c of block b at 128b +
+// 16(c ^ (b mod 8)), so that lane l reads its block back without bank
+// conflicts; the codes leave the same way, so that every store instruction
+// writes whole 32-byte sectors. (cp.async into a 2–3-stage ring instead of
+// the register prefetch: 75–80 % of copy even with the encoding removed,
+// against 99.5 % for this form; kernels/NOTES.md, session 9.)
+constexpr int kQ4Block = 64, kQ4TileBytes = 32 * kQ4Block * 2;
+
+__device__ __forceinline__ std::uint32_t max_u16x2(std::uint32_t a, std::uint32_t b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  std::uint32_t r;
+  asm("max.u16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return __vmaxu2(a, b);
+#endif
+}
+
+// 16-bit float traits: the bits of +inf (|x| bits at or above it: inf / NaN) and |x| bits → float.
+template <class T> struct Half16;
+template <> struct Half16<__nv_bfloat16> {
+  static constexpr std::uint32_t kInf = 0x7F80u;
+  __device__ static float to_float(std::uint32_t b) { return __uint_as_float(b << 16); }
+};
+template <> struct Half16<__half> {
+  static constexpr std::uint32_t kInf = 0x7C00u;
+  __device__ static float to_float(std::uint32_t b) { return __half2float(__ushort_as_half(static_cast<unsigned short>(b))); }
+};
+
+// 8 finite 16-bit values → float (fp16: the plain conversion; NaN needs unpack8's decoder).
+__device__ __forceinline__ void unpack8_finite(const uint4& w, const __nv_bfloat16* tag, float (&v)[8]) {
+  detail::unpack8(w, tag, v);
+}
+__device__ __forceinline__ void unpack8_finite(const uint4& w, const __half*, float (&v)[8]) {
+  const std::uint32_t ws[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&ws[i]));
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
+// Scale, inverse and code words of one block of 64 whose block max m (the CPU
+// reference's rule) and finiteness are known; chunk(j, v, finite) yields its
+// values 8j … 8j + 7 as floats. Codes of the fast path as rank_word_signs;
+// the rest as code_word_slow.
+template <bool kBnb, class Chunk>
+__device__ __forceinline__ float encode_block64(const Table16& t, Chunk chunk, float m, bool finite, const char* cells,
+                                                const RankCells& grid, std::uint32_t stride, std::uint32_t base_off,
+                                                const float* thr,
+                                                const std::uint8_t* cor, const std::uint8_t* code_pair, bool remap,
+                                                std::uint32_t (&word)[8]) {
+  if constexpr (kBnb) m = ftz(m);
+  float s, inv;
+  if constexpr (kBnb) {
+    s = m;
+    inv = ftz(__frcp_rn(m));
+  } else {
+    const DeviceGroupScale g = fp32_group_scale(m, t.max_magnitude);
+    s = g.scale;
+    inv = g.inv;
+  }
+  if (finite && inv > 0.0f && inv <= FLT_MAX) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      float v[8];
+      chunk(j, v, true);
+      word[j] = rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off);
+      if (remap) word[j] = remap_ranks(code_pair, word[j]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {  // unrolled: chunk may index registers
+      float v[8];
+      chunk(j, v, false);
+      word[j] = code_word_slow<kBnb>(v, s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
+    }
+  }
+  return s;
+}
+
+// x and codes 16-byte aligned, a rank grid of ≤ 128 cells, n / 2048 < 2^30.
+// The cell table holds 16 copies (copy l mod 16 for lane l): a 64-bit lookup
+// is served per half-warp, so 16 copies avoid bank conflicts as 32 did, in
+// half the shared memory.
+constexpr int kQ4Warps = 16, kQ4CopiesLog2 = 4;
+template <class InT, bool kBnb>
+__global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t, const InT* __restrict__ x,
+                                                                      std::size_t n, std::uint8_t* __restrict__ codes,
+                                                                      float* __restrict__ absmax, const RankCells grid,
+                                                                      bool remap) {
+  static_assert(sizeof(InT) == 2, "16-bit inputs");
+  __shared__ float thr[16];
+  __shared__ std::uint8_t cor[16];
+  __shared__ std::uint8_t code_pair[256];
+  extern __shared__ uint2 cell[];  // the rank grid's cells, then each warp's 4 KB tile
+  const int lane = threadIdx.x & 31;
+  constexpr std::uint32_t stride = 8u << kQ4CopiesLog2;  // bytes per cell
+  unsigned char* tile = reinterpret_cast<unsigned char*>(cell) + grid.cells * stride + (threadIdx.x >> 5) * kQ4TileBytes;
+  const auto tiles = static_cast<std::uint32_t>((n + kQ4TileBytes / 2 - 1) / (kQ4TileBytes / 2));
+  const auto full_tiles = static_cast<std::uint32_t>(n / (kQ4TileBytes / 2));
+  const std::uint32_t warp0 = blockIdx.x * kQ4Warps + (threadIdx.x >> 5), warps = gridDim.x * kQ4Warps;
+
+  uint4 next[8];  // the warp's next tile, as lane l loads it (bytes 512j + 16l)
+  const auto load_tile = [&](std::uint32_t T) {
+    if (T >= full_tiles) return;
+    const uint4* src = reinterpret_cast<const uint4*>(reinterpret_cast<const char*>(x) + std::size_t{T} * kQ4TileBytes);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) next[j] = __ldcs(src + 32 * j + lane);
+  };
+  load_tile(warp0);  // in flight while the CTA builds its tables
+  build_rank_tables(t, grid, thr, cor, code_pair, cell, kQ4CopiesLog2);
+  const char* cells = reinterpret_cast<const char*>(cell);
+  const std::uint32_t base_off = 8u * (lane & ((1 << kQ4CopiesLog2) - 1)) - 0x4B000000u * stride;
+
+  for (std::uint32_t T = warp0; T < tiles; T += warps) {
+    const std::uint32_t b = T * 32 + lane;  // this lane's block
+    std::uint32_t word[8];
+    float s;
+    if (T < full_tiles) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int bj = 4 * j + (lane >> 3), c = lane & 7;
+        *reinterpret_cast<uint4*>(tile + bj * 128 + ((c ^ (bj & 7)) << 4)) = next[j];
+      }
+      __syncwarp();
+      uint4 w[8];
+      const unsigned char* mine = tile + lane * 128;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) w[j] = *reinterpret_cast<const uint4*>(mine + ((j ^ (lane & 7)) << 4));
+      __syncwarp();  // the tile may be overwritten from here on
+      load_tile(T + warps);
+      std::uint32_t m2 = 0;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        m2 = max_u16x2(m2, w[j].x & 0x7FFF7FFFu);
+        m2 = max_u16x2(m2, w[j].y & 0x7FFF7FFFu);
+        m2 = max_u16x2(m2, w[j].z & 0x7FFF7FFFu);
+        m2 = max_u16x2(m2, w[j].w & 0x7FFF7FFFu);
+      }
+      const std::uint32_t m16 = max(m2 & 0xFFFFu, m2 >> 16);
+      const bool finite = m16 < Half16<InT>::kInf;
+      float m = Half16<InT>::to_float(m16);
+      if (!finite) {  // the CPU reference's rule for non-finite values
+        m = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          float v[8];
+          detail::unpack8(w[j], x, v);
+          m = fmaxf(m, nonfinite_block_max<kBnb>(v));
+        }
+      }
+      const auto chunk = [&](int j, float(&v)[8], bool fin) {
+        if (fin) unpack8_finite(w[j], x, v);
+        else detail::unpack8(w[j], x, v);
+      };
+      s = encode_block64<kBnb>(t, chunk, m, finite, cells, grid, stride, base_off, thr, cor, code_pair, remap, word);
+      // The warp's 1 KB of codes through its tile, stored 16 bytes per lane in order.
+      uint4* o = reinterpret_cast<uint4*>(tile);
+      o[2 * lane] = make_uint4(word[0], word[1], word[2], word[3]);
+      o[2 * lane + 1] = make_uint4(word[4], word[5], word[6], word[7]);
+      __syncwarp();
+      uint4* dst = reinterpret_cast<uint4*>(codes) + 64 * std::size_t{T};
+      __stcs(dst + lane, o[lane]);
+      __stcs(dst + 32 + lane, o[32 + lane]);
+      __syncwarp();
+      __stcs(absmax + b, s);
+    } else {  // the last, partial tile: straight from global memory
+      const std::size_t i0 = std::size_t{b} * kQ4Block;
+      if (i0 >= n) continue;
+      float m = 0.0f;
+      bool finite = true;
+      for (int j = 0; j < 8; ++j) {
+        float v[8];
+        load8_or_tail(x, i0 + 8 * j, n, v);
+        bool f;
+        m = fmaxf(m, thread_block_max<kBnb>(v, f));
+        finite = finite && f;
+      }
+      const auto chunk = [&](int j, float(&v)[8], bool) { load8_or_tail(x, i0 + 8 * j, n, v); };
+      s = encode_block64<kBnb>(t, chunk, m, finite, cells, grid, stride, base_off, thr, cor, code_pair, remap, word);
+      for (int j = 0; j < 8; ++j) {
+        const std::size_t c0 = i0 + 8 * j;
+        if (c0 + 8 <= n) reinterpret_cast<std::uint32_t*>(codes)[c0 / 8] = word[j];
+        else if (c0 < n) store_last_code_word(codes, c0, n, word[j], t.zero_code);
+      }
+      absmax[b] = s;
     }
   }
 }
@@ -608,6 +844,23 @@ __global__ void quant4_generic_pack_kernel(Table16 t, const InT* __restrict__ x,
 }
 
 template <class InT>
+int launch_quant4_b64(const Table16& t, const InT* x, std::size_t n, bool bnb, std::uint8_t* codes, float* absmax,
+                      const RankCells& rc, bool remap, cudaStream_t stream) {
+  const std::size_t smem = (std::size_t(rc.cells) * 8 << kQ4CopiesLog2) + std::size_t(kQ4Warps) * kQ4TileBytes;
+  const auto kernel = bnb ? quant4_b64_kernel<InT, true> : quant4_b64_kernel<InT, false>;
+  static std::size_t smem_set[2] = {0, 0};  // per mode: the opt-in above 48 KB, once
+  if (smem > smem_set[bnb]) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) return static_cast<int>(e);
+    smem_set[bnb] = smem;
+  }
+  // Persistent: one CTA of 16 warps per SM (128 registers a thread), warps striding over the tiles.
+  const std::size_t tiles = (n + kQ4TileBytes / 2 - 1) / (kQ4TileBytes / 2);
+  kernel<<<detail::grid_for(tiles, kQ4Warps, 1), kQ4Warps * 32, smem, stream>>>(t, x, n, codes, absmax, rc, remap);
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <class InT>
 int launch_quant4(const Table16& t, const InT* x, std::size_t n, std::size_t block, EdgeMode mode,
                   std::uint8_t* codes, float* absmax, cudaStream_t stream) {
   const bool bnb = mode == EdgeMode::bnb;
@@ -630,6 +883,11 @@ int launch_quant4(const Table16& t, const InT* x, std::size_t n, std::size_t blo
       kernel<<<grid, threads, smem, stream>>>(t, x, n, glog, codes, absmax, rc, remap);
     };
     constexpr int kWideU = 2;
+    if constexpr (sizeof(InT) == 2) {
+      if (glog == 3 && rc.stride == 256 && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0 &&
+          n / (kQ4TileBytes / 2) < (std::size_t{1} << 30))
+        return launch_quant4_b64(t, x, n, bnb, codes, absmax, rc, remap, stream);
+    }
     if (glog == 3) {  // block 64
       if (bnb) launch(quant4_kernel<InT, true, 1, 8>, 1, 2048 / threads);
       else launch(quant4_kernel<InT, false, 1, 8>, 1, 2048 / threads);
