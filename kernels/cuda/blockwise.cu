@@ -83,6 +83,21 @@ __device__ __forceinline__ DeviceGroupScale e8m0_group_scale(float amax, int ema
 // scaled.hpp's flush_subnormal (bnb mode: bitsandbytes' kernels run with FTZ).
 __device__ __forceinline__ float ftz(float x) { return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x; }
 
+// A 4-bit block's scale s and the inverse its values are multiplied by, from
+// its max m by the CPU reference's rule for the mode: bnb's raw arithmetic (s
+// = ftz(m), inv = ftz(1/s), 1/0 = inf) or the exact mode's fp32_group_scale.
+template <bool kBnb>
+__device__ __forceinline__ void block_scale_and_inverse(float m, float max_magnitude, float& s, float& inv) {
+  if constexpr (kBnb) {
+    s = ftz(m);
+    inv = ftz(__frcp_rn(s));
+  } else {
+    const DeviceGroupScale g = fp32_group_scale(m, max_magnitude);
+    s = g.scale;
+    inv = g.inv;
+  }
+}
+
 // scaled.hpp's element_convert_options, built in device code.
 __device__ __forceinline__ ConvertOptions device_element_options() {
   ConvertOptions o{};
@@ -557,14 +572,7 @@ __global__ void __launch_bounds__(512, U == 1 ? 4 : 2) quant4_kernel(Table16 t, 
       const std::uint32_t c = c0 + j * blockDim.x;
       if (c >= chunks) continue;
       float s, inv;
-      if constexpr (kBnb) {  // bnb's raw arithmetic (the CPU reference's): s = amax, inv = ftz(1/amax) (1/0 = inf)
-        s = m[j];
-        inv = ftz(__frcp_rn(m[j]));
-      } else {
-        const DeviceGroupScale g = fp32_group_scale(m[j], t.max_magnitude);
-        s = g.scale;
-        inv = g.inv;
-      }
+      block_scale_and_inverse<kBnb>(m[j], t.max_magnitude, s, inv);
       std::uint32_t word;
       if (have_grid && finite[j] && inv > 0.0f && inv <= FLT_MAX) {
         word = rank_word<kBnb>(v[j], inv, cell_bytes, grid.a, grid.b, grid.stride, base_off);
@@ -642,16 +650,8 @@ __device__ __forceinline__ float encode_block64(const Table16& t, Chunk chunk, f
                                                 const float* thr,
                                                 const std::uint8_t* cor, const std::uint8_t* code_pair, bool remap,
                                                 std::uint32_t (&word)[8]) {
-  if constexpr (kBnb) m = ftz(m);
   float s, inv;
-  if constexpr (kBnb) {
-    s = m;
-    inv = ftz(__frcp_rn(m));
-  } else {
-    const DeviceGroupScale g = fp32_group_scale(m, t.max_magnitude);
-    s = g.scale;
-    inv = g.inv;
-  }
+  block_scale_and_inverse<kBnb>(m, t.max_magnitude, s, inv);
   if (finite && inv > 0.0f && inv <= FLT_MAX) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -846,16 +846,8 @@ __global__ void __launch_bounds__(kQ4Warps * 32) quant4_warp_block_kernel(Table1
       m = mt;
       finite = __all_sync(0xFFFFFFFFu, ft);
     }
-    if constexpr (kBnb) m = ftz(m);
     float s, inv;
-    if constexpr (kBnb) {
-      s = m;
-      inv = ftz(__frcp_rn(m));
-    } else {
-      const DeviceGroupScale g = fp32_group_scale(m, t.max_magnitude);
-      s = g.scale;
-      inv = g.inv;
-    }
+    block_scale_and_inverse<kBnb>(m, t.max_magnitude, s, inv);
     const bool fast = finite && inv > 0.0f && inv <= FLT_MAX;
 #pragma unroll 4
     for (int j = 0; j < steps; ++j) {
