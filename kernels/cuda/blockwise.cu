@@ -781,7 +781,7 @@ __global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t,
   }
 }
 
-// ---- Blocks of 1024 … 4096 from 16-bit input: one block per warp.
+// ---- Blocks of 512 … 4096 from 16-bit input: one block per warp.
 //
 // quant4_kernel's wide form (a block over several warps, a CTA barrier per
 // step) reached 34 % of copy at nf4@4096. Here a warp owns a block: lane l
@@ -790,7 +790,7 @@ __global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t,
 // the raw words and one redux.sync, and the chunks are read again for the
 // encoding (from L2: a warp's block is at most 8 KB). Same encoding and edge
 // rules as quant4_b64_kernel.
-template <class InT, bool kBnb>
+template <class InT, bool kBnb, int kBlocks>
 __global__ void __launch_bounds__(kQ4Warps * 32) quant4_warp_block_kernel(Table16 t, const InT* __restrict__ x,
                                                                           std::size_t n, int block_log2,
                                                                           std::uint8_t* __restrict__ codes,
@@ -806,68 +806,79 @@ __global__ void __launch_bounds__(kQ4Warps * 32) quant4_warp_block_kernel(Table1
   build_rank_tables(t, grid, thr, cor, code_pair, cell, kQ4CopiesLog2);
   const char* cells = reinterpret_cast<const char*>(cell);
   const std::uint32_t base_off = 8u * (lane & ((1 << kQ4CopiesLog2) - 1)) - 0x4B000000u * stride;
-  const int steps = 1 << (block_log2 - 8);  // chunks per lane
+  // Chunks per lane and block; blocks of 512 go 2 to a warp step (kBlocks = 2), so that each lane has 4 loads in
+  // flight as at 1024.
+  const int steps = kBlocks > 1 ? 4 / kBlocks : 1 << (block_log2 - 8);
   const std::size_t blocks = (n + (std::size_t{1} << block_log2) - 1) >> block_log2;
   const uint4* x16 = reinterpret_cast<const uint4*>(x);
   auto* words = reinterpret_cast<std::uint32_t*>(codes);
 
-  for (std::size_t b = std::size_t{blockIdx.x} * kQ4Warps + (threadIdx.x >> 5); b < blocks;
-       b += std::size_t{gridDim.x} * kQ4Warps) {
-    const std::size_t c0 = b << (block_log2 - 3);  // the block's first chunk
-    const bool full = ((b + 1) << block_log2) <= n;
-    float m;
-    bool finite;
-    if (full) {
-      std::uint32_t m2 = 0;
+  for (std::size_t b0 = (std::size_t{blockIdx.x} * kQ4Warps + (threadIdx.x >> 5)) * kBlocks; b0 < blocks;
+       b0 += std::size_t{gridDim.x} * kQ4Warps * kBlocks) {
+    std::uint32_t m2[kBlocks];
+    bool full[kBlocks];
+#pragma unroll
+    for (int i = 0; i < kBlocks; ++i) {
+      full[i] = ((b0 + i + 1) << block_log2) <= n;
+      m2[i] = 0;
+      if (!full[i]) continue;
+      const std::size_t c0 = (b0 + i) << (block_log2 - 3);  // the block's first chunk
 #pragma unroll 4
       for (int j = 0; j < steps; ++j) {
         const uint4 w = x16[c0 + 32 * j + lane];
-        m2 = max_u16x2(max_u16x2(m2, w.x & 0x7FFF7FFFu), max_u16x2(w.y & 0x7FFF7FFFu, w.z & 0x7FFF7FFFu));
-        m2 = max_u16x2(m2, w.w & 0x7FFF7FFFu);
+        m2[i] = max_u16x2(max_u16x2(m2[i], w.x & 0x7FFF7FFFu), max_u16x2(w.y & 0x7FFF7FFFu, w.z & 0x7FFF7FFFu));
+        m2[i] = max_u16x2(m2[i], w.w & 0x7FFF7FFFu);
       }
-      const std::uint32_t m16 = __reduce_max_sync(0xFFFFFFFFu, max(m2 & 0xFFFFu, m2 >> 16));
-      finite = m16 < Half16<InT>::kInf;
-      m = Half16<InT>::to_float(m16);
-    } else {
-      finite = true;
-      m = 0.0f;
     }
-    if (!full || !finite) {  // the CPU reference's rule, value by value (the ragged last block, NaN / inf)
-      float mt = 0.0f;
-      bool ft = true;
-      for (int j = 0; j < steps; ++j) {
-        float v[8];
-        load8_or_tail(x, (c0 + 32 * j + lane) * 8, n, v);
-        bool f;
-        mt = fmaxf(mt, thread_block_max<kBnb>(v, f));
-        ft = ft && f;
+#pragma unroll
+    for (int i = 0; i < kBlocks; ++i) {
+      const std::size_t b = b0 + i;
+      if (b >= blocks) break;
+      const std::size_t c0 = b << (block_log2 - 3);
+      float m = 0.0f;
+      bool finite = true;
+      if (full[i]) {
+        const std::uint32_t m16 = __reduce_max_sync(0xFFFFFFFFu, max(m2[i] & 0xFFFFu, m2[i] >> 16));
+        finite = m16 < Half16<InT>::kInf;
+        m = Half16<InT>::to_float(m16);
       }
-      for (int off = 16; off > 0; off >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xFFFFFFFFu, mt, off));
-      m = mt;
-      finite = __all_sync(0xFFFFFFFFu, ft);
-    }
-    float s, inv;
-    block_scale_and_inverse<kBnb>(m, t.max_magnitude, s, inv);
-    const bool fast = finite && inv > 0.0f && inv <= FLT_MAX;
+      if (!full[i] || !finite) {  // the CPU reference's rule, value by value (the ragged last block, NaN / inf)
+        float mt = 0.0f;
+        bool ft = true;
+        for (int j = 0; j < steps; ++j) {
+          float v[8];
+          load8_or_tail(x, (c0 + 32 * j + lane) * 8, n, v);
+          bool f;
+          mt = fmaxf(mt, thread_block_max<kBnb>(v, f));
+          ft = ft && f;
+        }
+        for (int off = 16; off > 0; off >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xFFFFFFFFu, mt, off));
+        m = mt;
+        finite = __all_sync(0xFFFFFFFFu, ft);
+      }
+      float s, inv;
+      block_scale_and_inverse<kBnb>(m, t.max_magnitude, s, inv);
+      const bool fast = finite && inv > 0.0f && inv <= FLT_MAX;
 #pragma unroll 4
-    for (int j = 0; j < steps; ++j) {
-      const std::size_t c = c0 + 32 * j + lane;
-      float v[8];
-      std::uint32_t word;
-      if (fast && full) {
-        unpack8_finite(__ldcs(x16 + c), x, v);
-        word = rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off);
-        if (remap) word = remap_ranks(code_pair, word);
-      } else {
-        load8_or_tail(x, c * 8, n, v);
-        word = fast ? rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off)
-                    : code_word_slow<kBnb>(v, s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
-        if (fast && remap) word = remap_ranks(code_pair, word);
+      for (int j = 0; j < steps; ++j) {
+        const std::size_t c = c0 + 32 * j + lane;
+        float v[8];
+        std::uint32_t word;
+        if (fast && full[i]) {
+          unpack8_finite(__ldcs(x16 + c), x, v);
+          word = rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off);
+          if (remap) word = remap_ranks(code_pair, word);
+        } else {
+          load8_or_tail(x, c * 8, n, v);
+          word = fast ? rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off)
+                      : code_word_slow<kBnb>(v, s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
+          if (fast && remap) word = remap_ranks(code_pair, word);
+        }
+        if (c * 8 + 8 <= n) __stcs(words + c, word);
+        else if (c * 8 < n) store_last_code_word(codes, c * 8, n, word, t.zero_code);
       }
-      if (c * 8 + 8 <= n) __stcs(words + c, word);
-      else if (c * 8 < n) store_last_code_word(codes, c * 8, n, word, t.zero_code);
+      if (lane == 0) absmax[b] = s;
     }
-    if (lane == 0) absmax[b] = s;
   }
 }
 
@@ -954,13 +965,16 @@ template <class InT>
 int launch_quant4_warp_block(const Table16& t, const InT* x, std::size_t n, int block_log2, bool bnb,
                              std::uint8_t* codes, float* absmax, const RankCells& rc, bool remap, cudaStream_t stream) {
   const std::size_t smem = std::size_t(rc.cells) * 8 << kQ4CopiesLog2;
-  const auto kernel = bnb ? quant4_warp_block_kernel<InT, true> : quant4_warp_block_kernel<InT, false>;
+  // Blocks of 512 two to a warp step (see the kernel).
+  const int per_step = block_log2 == 9 ? 2 : 1;
+  const auto kernel = per_step == 2 ? (bnb ? quant4_warp_block_kernel<InT, true, 2> : quant4_warp_block_kernel<InT, false, 2>)
+                                    : (bnb ? quant4_warp_block_kernel<InT, true, 1> : quant4_warp_block_kernel<InT, false, 1>);
   int per_sm = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kQ4Warps * 32, smem) != cudaSuccess || per_sm < 1)
     per_sm = 1;
   const std::size_t blocks = (n + (std::size_t{1} << block_log2) - 1) >> block_log2;
-  kernel<<<detail::grid_for(blocks, kQ4Warps, per_sm), kQ4Warps * 32, smem, stream>>>(t, x, n, block_log2, codes, absmax,
-                                                                                      rc, remap);
+  kernel<<<detail::grid_for(blocks, std::size_t(kQ4Warps) * per_step, per_sm), kQ4Warps * 32, smem, stream>>>(
+      t, x, n, block_log2, codes, absmax, rc, remap);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -991,9 +1005,9 @@ int launch_quant4(const Table16& t, const InT* x, std::size_t n, std::size_t blo
       if (glog == 3 && rc.stride == 256 && reinterpret_cast<std::uintptr_t>(codes) % 16 == 0 &&
           n / (kQ4TileBytes / 2) < (std::size_t{1} << 30))
         return launch_quant4_b64(t, x, n, bnb, codes, absmax, rc, remap, stream);
-      // Blocks of 1024 … 4096 (H200, bf16, % of copy: nf4@1024 38.7 → 72.5, nf4@4096 34.0 → 67.6;
-      // at 256, one chunk per lane and block, 60.1 → 41.3: smaller blocks keep quant4_kernel).
-      if (glog >= 7 && rc.stride == 256)
+      // Blocks of 512 … 4096 (H200, bf16, % of copy: nf4@512 39.6 → 62.3, nf4@1024 38.7 → 72.5,
+      // nf4@4096 34.0 → 67.6; at 256 it measured 54.9 against quant4_kernel's 59.7, which keeps it).
+      if (glog >= 6 && rc.stride == 256)
         return launch_quant4_warp_block(t, x, n, glog + 3, bnb, codes, absmax, rc, remap, stream);
     }
     if (glog == 3) {  // block 64
