@@ -75,7 +75,11 @@ int quantize_4bit_lane_copies_max_cells();
 // finite values, NaN → zero code, ±inf → the ends, all-zero block → s = 0 and
 // the zero code); bnb mode: bitsandbytes' kernel (amax includes inf,
 // y = x · (1/amax), NaN products → bnb_nan_code). Writes ⌈n/2⌉ code bytes (an
-// odd n leaves the last low nibble 0) and ⌈n/block⌉ scales s = amax / max_magnitude.
+// odd n's spare low nibble holds the code of 0.0, as bitsandbytes) and
+// ⌈n/block⌉ scales s = amax / max_magnitude. Kernels (blockwise.cu): bf16 /
+// fp16 input with a rank grid of ≤ 128 cells: block 64 a lane per block,
+// blocks 512 … 4096 a warp per block; other power-of-two blocks up to 4096
+// (and fp32 input) 8 values per lane; anything else a generic two-pass path.
 int quantize_4bit(const Table16& table, const void* x, DType in_type, std::size_t n, std::size_t block,
                   EdgeMode mode, std::uint8_t* codes, float* absmax, void* stream = nullptr);
 
