@@ -676,6 +676,13 @@ __device__ __forceinline__ float encode_block64(const Table16& t, Chunk chunk, f
 // is served per half-warp, so 16 copies avoid bank conflicts as 32 did, in
 // half the shared memory.
 constexpr int kQ4Warps = 16, kQ4CopiesLog2 = 4;
+constexpr std::uint32_t kQ4CellStride = 8u << kQ4CopiesLog2;  // bytes per cell
+std::size_t q4_cell_table_bytes(const RankCells& g) { return std::size_t(g.cells) * kQ4CellStride; }
+// Lane l's byte offset into the table: its copy (l mod 16) minus the FFMA
+// result's exponent bits times the stride (see RankCells::unbias).
+__device__ __forceinline__ std::uint32_t q4_lane_cell_base(int lane) {
+  return 8u * (lane & ((1 << kQ4CopiesLog2) - 1)) - 0x4B000000u * kQ4CellStride;
+}
 template <class InT, bool kBnb>
 __global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t, const InT* __restrict__ x,
                                                                       std::size_t n, std::uint8_t* __restrict__ codes,
@@ -687,7 +694,7 @@ __global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t,
   __shared__ std::uint8_t code_pair[256];
   extern __shared__ uint2 cell[];  // the rank grid's cells, then each warp's 4 KB tile
   const int lane = threadIdx.x & 31;
-  constexpr std::uint32_t stride = 8u << kQ4CopiesLog2;  // bytes per cell
+  constexpr std::uint32_t stride = kQ4CellStride;
   unsigned char* tile = reinterpret_cast<unsigned char*>(cell) + grid.cells * stride + (threadIdx.x >> 5) * kQ4TileBytes;
   const auto tiles = static_cast<std::uint32_t>((n + kQ4TileBytes / 2 - 1) / (kQ4TileBytes / 2));
   const auto full_tiles = static_cast<std::uint32_t>(n / (kQ4TileBytes / 2));
@@ -703,7 +710,7 @@ __global__ void __launch_bounds__(kQ4Warps * 32, 1) quant4_b64_kernel(Table16 t,
   load_tile(warp0);  // in flight while the CTA builds its tables
   build_rank_tables(t, grid, thr, cor, code_pair, cell, kQ4CopiesLog2);
   const char* cells = reinterpret_cast<const char*>(cell);
-  const std::uint32_t base_off = 8u * (lane & ((1 << kQ4CopiesLog2) - 1)) - 0x4B000000u * stride;
+  const std::uint32_t base_off = q4_lane_cell_base(lane);
 
   for (std::uint32_t T = warp0; T < tiles; T += warps) {
     const std::uint32_t b = T * 32 + lane;  // this lane's block
@@ -802,10 +809,10 @@ __global__ void __launch_bounds__(kQ4Warps * 32) quant4_warp_block_kernel(Table1
   __shared__ std::uint8_t code_pair[256];
   extern __shared__ uint2 cell[];
   const int lane = threadIdx.x & 31;
-  constexpr std::uint32_t stride = 8u << kQ4CopiesLog2;
+  constexpr std::uint32_t stride = kQ4CellStride;
   build_rank_tables(t, grid, thr, cor, code_pair, cell, kQ4CopiesLog2);
   const char* cells = reinterpret_cast<const char*>(cell);
-  const std::uint32_t base_off = 8u * (lane & ((1 << kQ4CopiesLog2) - 1)) - 0x4B000000u * stride;
+  const std::uint32_t base_off = q4_lane_cell_base(lane);
   // Chunks per lane and block; blocks of 512 go 2 to a warp step (kBlocks = 2), so that each lane has 4 loads in
   // flight as at 1024.
   const int steps = kBlocks > 1 ? 4 / kBlocks : 1 << (block_log2 - 8);
@@ -864,15 +871,13 @@ __global__ void __launch_bounds__(kQ4Warps * 32) quant4_warp_block_kernel(Table1
         const std::size_t c = c0 + 32 * j + lane;
         float v[8];
         std::uint32_t word;
-        if (fast && full[i]) {
-          unpack8_finite(__ldcs(x16 + c), x, v);
+        if (fast && full[i]) unpack8_finite(__ldcs(x16 + c), x, v);
+        else load8_or_tail(x, c * 8, n, v);
+        if (fast) {
           word = rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off);
           if (remap) word = remap_ranks(code_pair, word);
         } else {
-          load8_or_tail(x, c * 8, n, v);
-          word = fast ? rank_word_signs<kBnb>(v, inv, cells, grid.a, grid.b, stride, base_off)
-                      : code_word_slow<kBnb>(v, s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
-          if (fast && remap) word = remap_ranks(code_pair, word);
+          word = code_word_slow<kBnb>(v, s, inv, thr, cor, t.zero_code, t.bnb_nan_code);
         }
         if (c * 8 + 8 <= n) __stcs(words + c, word);
         else if (c * 8 < n) store_last_code_word(codes, c * 8, n, word, t.zero_code);
@@ -947,7 +952,7 @@ __global__ void quant4_generic_pack_kernel(Table16 t, const InT* __restrict__ x,
 template <class InT>
 int launch_quant4_b64(const Table16& t, const InT* x, std::size_t n, bool bnb, std::uint8_t* codes, float* absmax,
                       const RankCells& rc, bool remap, cudaStream_t stream) {
-  const std::size_t smem = (std::size_t(rc.cells) * 8 << kQ4CopiesLog2) + std::size_t(kQ4Warps) * kQ4TileBytes;
+  const std::size_t smem = q4_cell_table_bytes(rc) + std::size_t(kQ4Warps) * kQ4TileBytes;
   const auto kernel = bnb ? quant4_b64_kernel<InT, true> : quant4_b64_kernel<InT, false>;
   static std::size_t smem_set[2] = {0, 0};  // per mode: the opt-in above 48 KB, once
   if (smem > smem_set[bnb]) {
@@ -964,7 +969,7 @@ int launch_quant4_b64(const Table16& t, const InT* x, std::size_t n, bool bnb, s
 template <class InT>
 int launch_quant4_warp_block(const Table16& t, const InT* x, std::size_t n, int block_log2, bool bnb,
                              std::uint8_t* codes, float* absmax, const RankCells& rc, bool remap, cudaStream_t stream) {
-  const std::size_t smem = std::size_t(rc.cells) * 8 << kQ4CopiesLog2;
+  const std::size_t smem = q4_cell_table_bytes(rc);
   // Blocks of 512 two to a warp step (see the kernel).
   const int per_step = block_log2 == 9 ? 2 : 1;
   const auto kernel = per_step == 2 ? (bnb ? quant4_warp_block_kernel<InT, true, 2> : quant4_warp_block_kernel<InT, false, 2>)
