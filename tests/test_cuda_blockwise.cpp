@@ -310,7 +310,10 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
                          // the TMA kernel's domain (K % 256 == 0): several row pairs per CTA (more
                          // than 132 pairs), a partial last pair, K not a multiple of 8 warps · 256;
                          // the last at every M
-                         G{"nf4@64", 9000, 512}, G{"nf4@64+dq", 8200, 2816}, G{"nf4@64+dq", 4300, 256}}) {
+                         G{"nf4@64", 9000, 512}, G{"nf4@64+dq", 8200, 2816}, G{"nf4@64+dq", 4300, 256},
+                         // the wgmma kernel's K splits: 8 ranks of 2 steps and a partial row block;
+                         // 4 ranks of 3, 3, 3, 2 steps
+                         G{"nf4@64", 130, 4096}, G{"nf4@64+dq", 300, 2816}}) {
     const Quantizer q = parse_quantizer(gcase.fmt);
     const std::size_t N = gcase.N, K = gcase.K;
     const auto w = test_data(N * K, 64, 5 + N, false);
@@ -357,7 +360,7 @@ TEST(CudaGemm4, MatchesFp64ReferenceOfDequantizedWeight) {
         for (auto variant : {cuda::Gemm4Variant::automatic, cuda::Gemm4Variant::pipelined,
                              cuda::Gemm4Variant::pipelined16, cuda::Gemm4Variant::registers,
                              cuda::Gemm4Variant::cores, cuda::Gemm4Variant::tiled,
-                             cuda::Gemm4Variant::tma}) {
+                             cuda::Gemm4Variant::tma, cuda::Gemm4Variant::wgmma}) {
         SCOPED_TRACE("variant " + std::to_string(static_cast<int>(variant)));
         yd.poison();
         CUDA_OK(cuda::gemm_4bit(xd.p, act, M, W, yd.p, nullptr, variant));

@@ -475,6 +475,9 @@ void run_gemm(Bench& b) {
           if (M == 1) runs.push_back({"lowbit-cores", DType::bf16, Gemm4Variant::cores});
           runs.push_back({"lowbit-v1", DType::bf16, Gemm4Variant::registers});
           if (M > 1) runs.push_back({"lowbit-tiled", DType::bf16, Gemm4Variant::tiled});
+          // the mma.sync TMA kernel where automatic takes wgmma, and wgmma where it takes TMA
+          if (M > 32) runs.push_back({"lowbit-tma", DType::bf16, Gemm4Variant::tma});
+          else if (M > 4) runs.push_back({"lowbit-wgmma", DType::bf16, Gemm4Variant::wgmma});
         }
         for (const Run& r : runs) {
           const double bytes = wbytes + 2.0 * M * K + 2.0 * M * N;

@@ -18,31 +18,22 @@
 #include "kernels/cuda/gemm4.cuh"
 
 #include <cuda.h>
+
+#include <type_traits>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cudaTypedefs.h>
 
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/gemm4_parts.cuh"
 #include "lowbit/formats/dyn8.hpp"
 
 namespace lowbit::cuda {
 namespace {
 
-struct Dyn8Table {
-  float v[256];
-};
+using namespace gemm4_parts;
 
-template <class ActT>
-__device__ __forceinline__ std::uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ std::uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  return detail::pack_bf16x2(lo, hi);
-}
-template <>
-__device__ __forceinline__ std::uint32_t pack2<__half>(float lo, float hi) {
-  return detail::pack_f16x2(lo, hi);
-}
 
 template <class ActT>
 __device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
@@ -70,16 +61,6 @@ __device__ __forceinline__ std::uint32_t lut_word(const std::uint32_t* lut_lane,
   return lut_lane[((w >> (8 * byte)) & 0xFFu) * 32u];
 }
 
-template <class ActT>
-__device__ __forceinline__ void store_act(ActT* p, float v);
-template <>
-__device__ __forceinline__ void store_act<__nv_bfloat16>(__nv_bfloat16* p, float v) {
-  *p = __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ void store_act<__half>(__half* p, float v) {
-  *p = __float2half_rn(v);
-}
 
 constexpr int kRows = 32;  // rows per CTA (two 16-row tiles)
 
@@ -112,14 +93,6 @@ __device__ __forceinline__ void reduce_and_store(float* red, const float (&acc)[
   }
 }
 
-// A double-quantized block scale: the dyn8 code of block b (byte b % 4 of its word) times
-// the absmax of its 256 blocks, plus the offset — dequantize_4bit's arithmetic.
-// Table: const float* or anything else with operator[] (the TMA kernel keeps it in its table's gaps).
-template <class Table>
-__device__ __forceinline__ float dq_scale(const Table& dyn8, std::uint32_t code_word, unsigned b, float absmax,
-                                          float offset) {
-  return __fadd_rn(__fmul_rn(dyn8[(code_word >> (8u * (b & 3u))) & 0xFFu], absmax), offset);
-}
 
 // The A fragments of one 64-element chunk for rows g, g + 8 of both 16-row
 // tiles r, from the lane's 8 code bytes of each row (wv[r][h], h = 1 for row
@@ -253,19 +226,6 @@ int launch(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Table& d
 // so each warp keeps kStages − 1 chunks in flight while it computes. The
 // first stages are issued before the CTA builds its lookup table.
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 constexpr int kStageBytes = 1024 + 256;  // 32 rows × 32 B of codes; 32 + 32 scale words
 constexpr int kLutBytes = 256 * 32 * 4;
@@ -645,23 +605,6 @@ int launch_tiled(const ActT* x, int M, const Weight4& w, int shift, const Dyn8Ta
 // Per code byte: PRMT, LDS, 2 unpacks, 2 FFMA.
 constexpr int kCoreRows = 4;
 constexpr int kCoreWarps = 8;
-constexpr int kCoreLutBytes = 256 * 256;
-
-// That table (shared with the TMA kernel below): built 16 bytes per store by `threads` threads, and the
-// pair of code byte `byte` of word for the lane whose 4·lane is lane4 (offset byte 0 = 4·lane, byte 1 =
-// the code byte, bytes 2–3 = 0: one PRMT).
-template <class ActT>
-__device__ __forceinline__ void build_row_table(unsigned char* lut, const float* values, int tid, int threads) {
-  for (int f = tid; f < 256 * 8; f += threads) {
-    const int byte = f >> 3;
-    const std::uint32_t v = pack2<ActT>(values[byte >> 4], values[byte & 15]);  // high nibble low
-    *reinterpret_cast<uint4*>(lut + byte * 256 + (f & 7) * 16) = make_uint4(v, v, v, v);
-  }
-}
-__device__ __forceinline__ std::uint32_t row_table_pair(const unsigned char* lut, std::uint32_t word,
-                                                        std::uint32_t lane4, unsigned byte) {
-  return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, 0x5504u | (byte << 4)));
-}
 
 struct CoreStep {
   uint4 w[kCoreRows];  // 16 code bytes per row
@@ -879,7 +822,6 @@ constexpr int tma_smem_bytes() {
 // table (gaps 1–8), the stage barriers (gaps 9–12, 32 bytes per warp), each stage's block scales (4 gaps:
 // [32 rows][4 blocks] floats, 8 rows per gap; dq: the rows' code words, then their absmax) and the partial
 // sums (32 floats per token, double-buffered): every warp's where they fit, else those of warps 1 … kW − 1.
-__device__ __forceinline__ unsigned char* tma_gap(unsigned char* lut, int h) { return lut + 256 * h + 128; }
 template <int kTok, int kW, int kStages>
 struct TmaGaps {
   static constexpr int kScales = 13, kPartials = kScales + 4 * kW * kStages;
@@ -891,49 +833,7 @@ struct TmaGaps {
                      : kPartials + (parity * (kW - 1) + warp - 1) * kTok + tok;
   }
 };
-struct GapDyn8 {
-  const unsigned char* lut;
-  __device__ float operator[](unsigned c) const {
-    return *reinterpret_cast<const float*>(lut + 256 * (1 + (c >> 5)) + 128 + 4 * (c & 31u));
-  }
-};
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint64_t* bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint64_t* bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n"
-      "W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      " @!p bra W;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-// TMA copies of one box of a 2-D / 3-D tensor map at (c0 innermost, c1, c2) into shared memory, completing on bar.
-__device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
-      "[%4];\n" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
-      : "memory");
-}
-__device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0, int c1, int c2,
-                                       std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
-      "[%5];\n" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
-      : "memory");
-}
-// Byte offset of (row, 16-byte chunk) in a 128-byte-swizzled box of 128-byte rows.
-__device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
 
 template <class ActT, int kTok, int kW, int kStages>
 __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
@@ -1194,30 +1094,6 @@ __global__ void __launch_bounds__(kW * 32, 1) gemm4_tma_kernel(
   cp_async_wait<0>();
 }
 
-// cuTensorMapEncodeTiled from the driver (no libcuda link needed).
-inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
-      p = nullptr;
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-  }();
-  return fn;
-}
-
-// A row-major tensor of `rank` dimensions (dims innermost first, pitches in bytes of dims 1 …) with
-// 128-byte-swizzled boxes; out-of-range elements read as zero.
-inline bool encode_map(CUtensorMap* map, CUtensorMapDataType type, const void* base, int rank,
-                       const cuuint64_t* dims, const cuuint64_t* pitches, const cuuint32_t* box) {
-  const auto encode = tensor_map_encoder();
-  const cuuint32_t estr[3] = {1, 1, 1};
-  return encode != nullptr &&
-         encode(map, type, rank, const_cast<void*>(base), dims, pitches, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
 
 // The TMA kernel's domain (see above).
 inline bool tma_applies(const Weight4& w) {
@@ -1330,7 +1206,9 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     // 1.4–2.2× the register version at 32, in two 32-token pieces 1.06–1.48× the tiled kernel at 64);
     // outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the
     // register version up to 32, the tiled kernel above where its grid fills its waves.
-    if (v == Gemm4Variant::automatic) v = Gemm4Variant::tma;
+    const bool wgmma_ok = pipe_ok && tma_applies(w) && wgmma_available();
+    if (v == Gemm4Variant::automatic) v = m > 32 && wgmma_ok ? Gemm4Variant::wgmma : Gemm4Variant::tma;
+    if (v == Gemm4Variant::wgmma && !wgmma_ok) v = Gemm4Variant::tma;
     if (v == Gemm4Variant::tma && !(pipe_ok && tma_applies(w)))
       v = m == 1    ? Gemm4Variant::cores
           : m <= 4  ? Gemm4Variant::pipelined16
@@ -1340,7 +1218,9 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     if (v == Gemm4Variant::cores && !(m == 1 && pipe_ok)) v = Gemm4Variant::pipelined16;  // its domain
     if (v == Gemm4Variant::tiled && !(pipe_ok && w.K < (std::size_t{1} << 25)))
       v = Gemm4Variant::registers;  // 32-bit indexing
-    if (v == Gemm4Variant::tma) {
+    if (v == Gemm4Variant::wgmma) {
+      rc = launch_wgmma(xm, std::is_same_v<ActT, __nv_bfloat16>, m, w, dq, ym, st);
+    } else if (v == Gemm4Variant::tma) {
       rc = launch_tma(xm, m, w, dq, ym, st);
     } else if (v == Gemm4Variant::cores) {
       rc = launch_cores(xm, w, shift, dq, ym, st);

@@ -49,7 +49,7 @@ struct Weight4 {
 };
 
 // Kernel versions (kernel-bench times both; NOTES.md says why):
-//   automatic  tma (outside its domain cores for M = 1, pipelined16 for M <= 4, pipelined for
+//   automatic  wgmma for M = 33 … 64 where it applies, else tma (outside its domain cores for M = 1, pipelined16 for M <= 4, pipelined for
 //              M <= 16, registers up to 32, tiled above where its grid fills its waves, else
 //              registers): the fastest, measured
 //   cores      M = 1: the FP32 units instead of the tensor cores, 4 rows per warp (other M: pipelined16)
@@ -61,7 +61,10 @@ struct Weight4 {
 //   tma        codes and x arrive by TMA, persistent CTAs; M <= 4: the mma's token columns carry K
 //              windows, M = 5 … 32: token columns, M > 32: 32-token pieces (block 64 and
 //              K % 256 == 0; else as automatic)
-enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, tma };
+//   wgmma      any M <= 64 on wgmma (sm_90a): x in shared memory once per CTA of 128 rows, the
+//              tensor cores' B operand; the CTAs of a cluster split K (TMA domain and an sm_90
+//              device; else as automatic)
+enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, tma, wgmma };
 
 // act: DType::bf16 or DType::f16 (x and y). x: M × K row-major; y: M × N row-major.
 int gemm_4bit(const void* x, DType act, std::size_t M, const Weight4& w, void* y, void* stream = nullptr,

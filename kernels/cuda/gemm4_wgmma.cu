@@ -1,0 +1,404 @@
+// kernels/cuda/gemm4_wgmma.cu — the 4-bit GEMM for M = 33 … 64 tokens on
+// wgmma (sm_90a; CMake builds this file for sm_90a alone).
+//
+// Why: at M = 64 the mma.sync kernels of gemm4.cu ran at 0.7–0.8× cuBLAS bf16
+// (two 32-token pieces, each warp with its own copy of x in shared memory, one
+// warp per scheduler). Here x is the wgmma's B operand, read by the tensor
+// cores straight from the shared memory that TMA filled, once per CTA and not
+// once per warp; the weight is the A operand, dequantized into registers.
+//
+// Work split: a CTA owns 128 output rows (two consumer warpgroups of 64 rows;
+// one where that doubles the CTAs in a wave) and all 64 tokens; the CTAs of a cluster split K (step s of rank c
+// is elements (c + s·splits)·256 …) and add their partial sums through
+// distributed shared memory, each rank storing 1/splits of the rows. A
+// producer warp fills a ring of stages (TMA: the rows' codes and x; cp.async:
+// the block scales) and the consumers hand stages back through `empty`
+// barriers.
+//
+// Per 64-element block a consumer warp (rows g, g + 8 of its 16) looks up its
+// A fragments: wgmma's register A has the m16n8k16 layout in natural k order,
+// so k16 step tt needs code byte q of words 2tt and 2tt + 1 of the row's block
+// — one PRMT and one LDS of the 256-entry pair table per register, as in the
+// other kernels. Four wgmma m64n64k16 form the block's sum in fresh
+// accumulators (two sets, alternating), which are multiplied by the block
+// scale and added to the running sums while the next block's wgmmas run.
+#include <cooperative_groups.h>
+
+#include "kernels/cuda/gemm4_parts.cuh"
+
+namespace lowbit::cuda::gemm4_parts {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kWgTok = 64;     // tokens per launch: wgmma's N
+constexpr int kWgStages = 3;
+// G consumer warpgroups of 64 rows each, and the producer warp.
+template <int G>
+struct WgShape {
+  static constexpr int kRows = 64 * G, kConsumerWarps = 4 * G, kThreads = 32 * kConsumerWarps + 32;
+  static constexpr int kXBytes = kWgTok * 4 * 128;  // stage: x [block][token][64 values], 128-byte swizzled,
+  static constexpr int kCodeBytes = kRows * 128;    // the codes [row][256 codes], 128-byte swizzled,
+  static constexpr int kScaleBytes = kRows * 16;    // the block scales [row][4] (dq: code word, absmax)
+  static constexpr int kStageBytes = (kXBytes + kCodeBytes + kScaleBytes + 1023) / 1024 * 1024;
+  static constexpr int kSmemBytes = kCoreLutBytes + 1024 /* alignment */ + kWgStages * kStageBytes;
+  static constexpr int kPitch = kRows + 4;  // partial sums [token][row]: + 4 keeps the fragment writes conflict-free
+  static_assert(kWgTok * kPitch * 4 <= kWgStages * kStageBytes, "the partial sums reuse the ring");
+};
+
+__device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// Arrives on bar once this thread's earlier cp.async copies have landed (the barrier's count includes it).
+__device__ __forceinline__ void cp_async_arrive_noinc(std::uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+
+// Shared-memory descriptor of a K-major operand with the 128-byte swizzle (TMA's SWIZZLE_128B): rows of
+// 128 bytes, 8-row groups 1024 bytes apart (the stride byte offset); the leading byte offset is unused.
+__device__ __forceinline__ std::uint64_t wg_desc(const void* p) {
+  const std::uint64_t a = smem_addr(p);
+  return ((a & 0x3FFFFu) >> 4) | (std::uint64_t{1} << 16) | (std::uint64_t{1024 >> 4} << 32) |
+         (std::uint64_t{1} << 62);
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LOWBIT_WGMMA_OPERANDS                                                                                      \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %37, p, 1, 1, 0;\n}\n"
+#define LOWBIT_WGMMA_ARGS                                                                                          \
+  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),    \
+    "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),         \
+    "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),        \
+    "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                      \
+  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(desc)
+// d (+)= A · B for 64 rows × 64 tokens × 16 k: A from registers (m16n8k16 layout per warp), B by descriptor.
+template <class ActT>
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], const std::uint32_t (&a)[4], std::uint64_t desc,
+                                                int accumulate);
+template <>
+__device__ __forceinline__ void wgmma_m64n64k16<__nv_bfloat16>(float (&d)[32], const std::uint32_t (&a)[4],
+                                                               std::uint64_t desc, int accumulate) {
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %36, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " LOWBIT_WGMMA_OPERANDS LOWBIT_WGMMA_ARGS);
+}
+template <>
+__device__ __forceinline__ void wgmma_m64n64k16<__half>(float (&d)[32], const std::uint32_t (&a)[4],
+                                                        std::uint64_t desc, int accumulate) {
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %36, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " LOWBIT_WGMMA_OPERANDS LOWBIT_WGMMA_ARGS);
+}
+#undef LOWBIT_WGMMA_OPERANDS
+#undef LOWBIT_WGMMA_ARGS
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accesses to accumulators across the asynchronous wgmma.
+__device__ __forceinline__ void pin(float (&r)[32]) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+#endif
+
+template <class ActT, int G>
+__global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
+    gemm4_wgmma_kernel(const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, int M,
+                       BlockScales sc, int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Sh = WgShape<G>;
+  constexpr int kWgRows = Sh::kRows, kWgConsumerWarps = Sh::kConsumerWarps, kWgThreads = Sh::kThreads;
+  constexpr int kWgPitch = Sh::kPitch;
+  extern __shared__ __align__(16) unsigned char wg_smem[];
+  unsigned char* lut = wg_smem;
+  float* values = reinterpret_cast<float*>(tma_gap(lut, 0));
+  const GapDyn8 dyn8{lut};
+  auto* full = reinterpret_cast<std::uint64_t*>(tma_gap(lut, 9));  // stage filled
+  std::uint64_t* empty = full + kWgStages;                         // stage free again (consumer threads)
+  unsigned char* ring = wg_smem + (((smem_addr(wg_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(wg_smem));
+  // warp from a shuffle: provably warp-uniform to ptxas, so the role branches are not divergent paths
+  // (a divergent path around wgmma makes ptxas serialize every wgmma: C7518 / C7520).
+  const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
+  const bool dq = sc.dq_codes != nullptr;
+  const int split = static_cast<int>(blockIdx.x), splits = static_cast<int>(gridDim.x);
+  const int r0 = static_cast<int>(blockIdx.y) * kWgRows, ksteps = K / 256;
+  const int S = split < ksteps ? (ksteps - split + splits - 1) / splits : 0;  // this CTA's steps
+  auto step_k0 = [&](int s) { return (split + s * splits) * 256; };
+  auto stage = [&](int s) { return ring + (s % kWgStages) * Sh::kStageBytes; };
+
+  detail::allow_next_grid_to_start();
+  if (tid == 0) {
+    for (int i = 0; i < kWgStages; ++i) {
+      mbar_init(&full[i], 33);  // 32 lanes' cp.async arrivals + lane 0's transaction bytes
+      mbar_init(&empty[i], 32 * kWgConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (tid < 16) values[tid] = t.value[tid];
+  if (dq)
+    for (int i = tid; i < 256; i += kWgThreads)
+      *reinterpret_cast<float*>(tma_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
+  __syncthreads();
+  build_row_table<ActT>(lut, values, tid, kWgThreads);
+  __syncthreads();
+
+  float acc[32];  // a consumer's running sums: [n8 tile j][rows g, g + 8 × tokens 2q, 2q + 1]
+#pragma unroll
+  for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
+  if (warp == kWgConsumerWarps) {
+    // ---- producer: lane 0 starts the TMA copies (the codes may be fetched before the previous kernel
+    // ends, x only after); every lane copies its rows' block scales (dq: code word and absmax) with
+    // cp.async, which arrives on the stage's barrier when they land.
+    auto fill = [&](int s, bool with_x) {
+      unsigned char* st = stage(s);
+      unsigned char* scales = st + Sh::kXBytes + Sh::kCodeBytes;
+      const unsigned k0 = static_cast<unsigned>(step_k0(s));
+#pragma unroll
+      for (int i = 0; i < kWgRows / 32; ++i) {
+        const int row = r0 + lane + 32 * i;
+        const bool in = row < N;
+        const unsigned bk = in ? (static_cast<unsigned>(row) * static_cast<unsigned>(K) + k0) / 64u : 0u;  // 4 | bk
+        unsigned char* dst = scales + 16 * (lane + 32 * i);
+        if (dq) {
+          cp_async4(dst, sc.dq_codes + bk, in ? 4 : 0);
+          cp_async4(dst + 4, sc.dq_absmax + (bk >> 8), in ? 4 : 0);
+        } else {
+          cp_async16(dst, sc.absmax + bk, in ? 16 : 0);
+        }
+      }
+      std::uint64_t* b = &full[s % kWgStages];
+      if (lane == 0) {
+        mbar_arrive_expect_tx(b, Sh::kXBytes + Sh::kCodeBytes);
+        tma_2d(st + Sh::kXBytes, &codes_map, step_k0(s) / 2, r0, b);
+        if (with_x) tma_3d(st, &x_map, 0, 0, step_k0(s) / 64, b);
+      }
+      cp_async_arrive_noinc(b);
+    };
+    const int head = S < kWgStages ? S : kWgStages;
+    for (int s = 0; s < head; ++s) fill(s, false);
+    detail::wait_for_previous_grid();
+    if (lane == 0)
+      for (int s = 0; s < head; ++s) tma_3d(stage(s), &x_map, 0, 0, step_k0(s) / 64, &full[s % kWgStages]);
+    for (int s = kWgStages; s < S; ++s) {
+      mbar_wait(&empty[s % kWgStages], ((s / kWgStages) - 1) & 1);
+      fill(s, true);
+    }
+  } else {
+    // ---- consumers: warp v of warpgroup wg, lane (g, q); CTA rows rowA = 64·wg + 16·v + g and rowA + 8.
+    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+    const std::uint32_t lane4 = lane * 4u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
+    auto look = [&](std::uint32_t word) {  // the pair of code byte q of word
+      return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, sel));
+    };
+    float c[2][32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) c[0][i] = c[1][i] = 0.0f;
+    float s_prev0 = 0.0f, s_prev1 = 0.0f;  // the block scales of the wgmmas in flight (rows rowA, rowA + 8)
+    auto add_scaled = [&](float (&cc)[32]) {
+      pin(cc);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        acc[4 * j] = fmaf(cc[4 * j], s_prev0, acc[4 * j]);
+        acc[4 * j + 1] = fmaf(cc[4 * j + 1], s_prev0, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(cc[4 * j + 2], s_prev1, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(cc[4 * j + 3], s_prev1, acc[4 * j + 3]);
+      }
+    };
+    for (int s = 0; s < S; ++s) {
+      mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
+      const unsigned char* st = stage(s);
+      const unsigned char* codes = st + Sh::kXBytes;
+      const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
+      auto row_scales = [&](int row) {  // the 4 block scales of the step
+        if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
+        const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
+        const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
+        return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
+                           dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
+      };
+      const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const uint4 a0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
+        const uint4 a1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
+        const uint4 b0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
+        const uint4 b1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
+        const std::uint32_t a[4][4] = {{look(a0.x), look(b0.x), look(a0.y), look(b0.y)},
+                                       {look(a0.z), look(b0.z), look(a0.w), look(b0.w)},
+                                       {look(a1.x), look(b1.x), look(a1.y), look(b1.y)},
+                                       {look(a1.z), look(b1.z), look(a1.w), look(b1.w)}};
+        // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
+        // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
+        std::uint64_t desc[4];
+#pragma unroll
+        for (int tt = 0; tt < 4; ++tt) {
+          desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
+          asm volatile("" : "+l"(desc[tt]));
+        }
+        float(&cc)[32] = c[w & 1];
+        pin(cc);
+        wg_fence();
+#pragma unroll
+        for (int tt = 0; tt < 4; ++tt) wgmma_m64n64k16<ActT>(cc, a[tt], desc[tt], tt);
+        wg_commit();
+        // The previous block's sums are ready once at most this block's are in flight. No branch around
+        // the wait and the accumulator reads (the first block adds zeros): ptxas serializes every wgmma
+        // when they sit in a divergent path (C7518).
+        if (w > 0) {
+          wg_wait<1>();
+          add_scaled(c[(w + 1) & 1]);
+        }
+        s_prev0 = w == 0 ? sa.x : w == 1 ? sa.y : w == 2 ? sa.z : sa.w;
+        s_prev1 = w == 0 ? sb.x : w == 1 ? sb.y : w == 2 ? sb.z : sb.w;
+      }
+      wg_wait<0>();
+      add_scaled(c[1]);  // block 3
+      mbar_arrive(&empty[s % kWgStages]);
+    }
+  }
+  __syncthreads();  // every warp is done with the ring: it takes the partial sums
+  if (warp < kWgConsumerWarps) {
+    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+    float* part = reinterpret_cast<float*>(ring);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        part[(8 * j + 2 * q + (e & 1)) * kWgPitch + rowA + 8 * (e >> 1)] = acc[4 * j + e];
+  }
+
+  // Partial sums of the cluster's ranks, added in rank order; rank c stores rows [c, c + 1)·kWgRows / splits.
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  detail::wait_for_previous_grid();  // y may still be read by the previous kernel
+  const float* part = reinterpret_cast<const float*>(ring);
+  const int rows_per = kWgRows / splits, row_lo = split * rows_per;
+  for (int idx = tid; idx < M * rows_per; idx += kWgThreads) {
+    const int tok = idx / rows_per, row = row_lo + idx % rows_per;
+    float v[8];  // every rank's value first (remote loads in flight together), then the sum in rank order
+#pragma unroll
+    for (int r = 0; r < 8; ++r) v[r] = r < splits ? *cluster.map_shared_rank(part + tok * kWgPitch + row, r) : 0.0f;
+    float sum = v[0];
+#pragma unroll
+    for (int r = 1; r < 8; ++r)
+      if (r < splits) sum += v[r];
+    if (r0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, sum);
+  }
+  cluster.sync();  // every remote read done before a CTA's shared memory goes away
+#endif
+}
+
+// Splits of K (cluster size) for G: the most of 8, 4, 2, 1 that keeps the grid within one wave, gives every
+// CTA at least 2 steps and fits as clusters on this device (the occupancy query: clusters of 4 CTAs of this
+// size did not all fit on the H200, whose GPCs do not all hold a multiple of 4 SMs).
+template <class ActT, int G>
+int choose_splits(std::size_t row_blocks, int ksteps) {
+  const auto kernel = gemm4_wgmma_kernel<ActT, G>;
+  const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
+  static const int attr_rc = static_cast<int>(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WgShape<G>::kSmemBytes));
+  if (attr_rc != 0) return 1;
+  for (int s = 8; s > 1; s /= 2) {
+    if (row_blocks * static_cast<std::size_t>(s) > sms || ksteps < 2 * s) continue;
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(s);
+    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(static_cast<unsigned>(s), static_cast<unsigned>(row_blocks));
+    cfg.blockDim = dim3(WgShape<G>::kThreads);
+    cfg.dynamicSmemBytes = WgShape<G>::kSmemBytes;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess &&
+        static_cast<std::size_t>(clusters) >= row_blocks)
+      return s;
+    cudaGetLastError();
+  }
+  return 1;
+}
+
+struct WgPlan {
+  int groups = 2, splits = 1;
+};
+// Two warpgroups per CTA (the SM's tensor cores fed from two instruction streams) unless one warpgroup per
+// CTA puts at least twice the CTAs on the GPU in one wave (4096 rows: 128 CTAs instead of 64).
+template <class ActT>
+WgPlan choose_plan(std::size_t n, int ksteps) {
+  const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
+  const std::size_t rb2 = (n + 127) / 128, rb1 = (n + 63) / 64;
+  WgPlan p{2, choose_splits<ActT, 2>(rb2, ksteps)};
+  if (rb1 <= sms) {
+    const int s1 = choose_splits<ActT, 1>(rb1, ksteps);
+    if (rb1 * static_cast<std::size_t>(s1) >= 2 * rb2 * static_cast<std::size_t>(p.splits)) p = WgPlan{1, s1};
+  }
+  return p;
+}
+
+template <class ActT, int G>
+int launch_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st, int splits) {
+  using Sh = WgShape<G>;
+  const auto kernel = gemm4_wgmma_kernel<ActT, G>;
+  static const int attr_rc =
+      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmemBytes));
+  if (attr_rc != 0) return attr_rc;
+  // codes: N rows of K/2 bytes, boxes of kRows rows × 128 bytes; x: [block of 64][token][64 values], boxes of
+  // 4 blocks × 64 tokens (tokens past M read as zero).
+  CUtensorMap codes_map, x_map;
+  const cuuint64_t cdims[2] = {w.K / 2, w.N}, cpitch[1] = {w.K / 2};
+  const cuuint32_t cbox[2] = {128, Sh::kRows};
+  const cuuint64_t xdims[3] = {64, static_cast<cuuint64_t>(M), w.K / 64}, xpitch[2] = {w.K * 2, 128};
+  const cuuint32_t xbox[3] = {64, kWgTok, 4};
+  if (!encode_map(&codes_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, w.codes, 2, cdims, cpitch, cbox) ||
+      !encode_map(&x_map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x, 3, xdims, xpitch, xbox))
+    return static_cast<int>(cudaErrorInvalidValue);
+  const std::size_t row_blocks = (w.N + Sh::kRows - 1) / Sh::kRows;
+  if (row_blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(detail::launch_after_previous_starts_ex(
+      true, static_cast<unsigned>(splits), Sh::kSmemBytes, kernel,
+      dim3(static_cast<unsigned>(splits), static_cast<unsigned>(row_blocks)), dim3(Sh::kThreads), st, codes_map,
+      x_map, M, w.scales, static_cast<int>(w.N), static_cast<int>(w.K), w.table, dq, y));
+}
+
+template <class ActT>
+int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
+  // The plan's occupancy queries run once per shape.
+  static std::size_t cached_n = ~std::size_t{0}, cached_k = 0;
+  static WgPlan plan;
+  if (w.N != cached_n || w.K != cached_k) {
+    plan = choose_plan<ActT>(w.N, static_cast<int>(w.K / 256));
+    cached_n = w.N;
+    cached_k = w.K;
+  }
+  return plan.groups == 1 ? launch_t<ActT, 1>(x, M, w, dq, y, st, plan.splits)
+                          : launch_t<ActT, 2>(x, M, w, dq, y, st, plan.splits);
+}
+
+}  // namespace
+
+bool wgmma_available() {
+  static const bool ok = [] {
+    cudaFuncAttributes a{};
+    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2>) == cudaSuccess;
+    cudaGetLastError();
+    int dev = 0, major = 0, minor = 0;
+    const bool sm90 = cudaGetDevice(&dev) == cudaSuccess &&
+                      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                      major == 9 && minor == 0;
+    return loads && sm90;
+  }();
+  return ok;
+}
+
+int launch_wgmma(const void* x, bool act_bf16, int M, const Weight4& w, const Dyn8Table& dq, void* y,
+                 cudaStream_t st) {
+  if (act_bf16)
+    return launch_typed(static_cast<const __nv_bfloat16*>(x), M, w, dq, static_cast<__nv_bfloat16*>(y), st);
+  return launch_typed(static_cast<const __half*>(x), M, w, dq, static_cast<__half*>(y), st);
+}
+
+}  // namespace lowbit::cuda::gemm4_parts
