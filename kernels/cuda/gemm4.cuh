@@ -61,8 +61,9 @@ struct Weight4 {
 //   tma        codes and x arrive by TMA, persistent CTAs; M <= 4: the mma's token columns carry K
 //              windows, M = 5 … 32: token columns, M > 32: 32-token pieces (block 64 and
 //              K % 256 == 0; else as automatic)
-//   wgmma      any M <= 64 on wgmma (sm_90a): x in shared memory once per CTA of 128 rows, the
-//              tensor cores' B operand; the CTAs of a cluster split K (TMA domain and an sm_90
+//   wgmma      any M <= 64 on wgmma (sm_90a): x in shared memory once per CTA of 64, 128 or 192
+//              rows, the tensor cores' B operand; the CTAs of a cluster split K. With 192 rows the
+//              weight enters as dequantize_4bit writes it, as in `tiled` (TMA domain and an sm_90
 //              device; else as automatic)
 enum class Gemm4Variant : std::uint8_t { automatic, pipelined, pipelined16, registers, cores, tiled, tma, wgmma };
 

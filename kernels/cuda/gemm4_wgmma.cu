@@ -7,21 +7,30 @@
 // cores straight from the shared memory that TMA filled, once per CTA and not
 // once per warp; the weight is the A operand, dequantized into registers.
 //
-// Work split: a CTA owns 128 output rows (two consumer warpgroups of 64 rows;
-// one where that doubles the CTAs in a wave) and all 64 tokens; the CTAs of a cluster split K (step s of rank c
-// is elements (c + s·splits)·256 …) and add their partial sums through
+// Work split: a CTA owns G·64 output rows (G consumer warpgroups of 64 rows)
+// and all 64 tokens; the CTAs of a cluster split K (step s of rank c is
+// elements (c + s·splits)·256 …) and add their partial sums through
 // distributed shared memory, each rank storing 1/splits of the rows. A
 // producer warp fills a ring of stages (TMA: the rows' codes and x; cp.async:
 // the block scales) and the consumers hand stages back through `empty`
 // barriers.
 //
-// Per 64-element block a consumer warp (rows g, g + 8 of its 16) looks up its
-// A fragments: wgmma's register A has the m16n8k16 layout in natural k order,
+// Per 64-element block a consumer warp (rows g, g + 8 of its 16) builds its A
+// fragments: wgmma's register A has the m16n8k16 layout in natural k order,
 // so k16 step tt needs code byte q of words 2tt and 2tt + 1 of the row's block
-// — one PRMT and one LDS of the 256-entry pair table per register, as in the
-// other kernels. Four wgmma m64n64k16 form the block's sum in fresh
-// accumulators (two sets, alternating), which are multiplied by the block
-// scale and added to the running sums while the next block's wgmmas run.
+// — one PRMT and one LDS of a 256-entry table of value pairs per register.
+// Two forms, both within gemm4.cuh's stated bound:
+//   exact values (G = 1, 2): the pair table of the other kernels (values
+//     rounded to bf16 / fp16); four wgmma m64n64k16 form the block's sum in
+//     fresh accumulators (two sets, alternating), multiplied by the block
+//     scale and added to the running sums while the next block's wgmmas run.
+//   scaled into A (kFold, G = 3): fp32 pairs times the block scale, rounded
+//     once to bf16 / fp16 — the weight as dequantize_4bit writes it, as in the
+//     `tiled` kernel; one accumulator chain over all of K. ~10 % slower per
+//     warpgroup, but 118 registers instead of 158, so three warpgroups fit.
+// The kernel is bound by the latency of each warpgroup's instruction stream
+// (it ran as fast with the loads switched off), so the plan (choose_plan)
+// maximizes warpgroups at work. kernels/NOTES.md, session 10, has the steps.
 #include <cooperative_groups.h>
 
 #include "kernels/cuda/gemm4_parts.cuh"
@@ -32,7 +41,8 @@ namespace {
 namespace cg = cooperative_groups;
 
 constexpr int kWgTok = 64;     // tokens per launch: wgmma's N
-constexpr int kWgStages = 3;
+constexpr int kPairTableBytes = 256 * 32 * 8;  // [code byte][lane] float2
+constexpr int kWgMiscBytes = 2048;             // values, the dyn8 table, the barriers
 // G consumer warpgroups of 64 rows each, and the producer warp.
 template <int G>
 struct WgShape {
@@ -41,9 +51,11 @@ struct WgShape {
   static constexpr int kCodeBytes = kRows * 128;    // the codes [row][256 codes], 128-byte swizzled,
   static constexpr int kScaleBytes = kRows * 16;    // the block scales [row][4] (dq: code word, absmax)
   static constexpr int kStageBytes = (kXBytes + kCodeBytes + kScaleBytes + 1023) / 1024 * 1024;
-  static constexpr int kSmemBytes = kCoreLutBytes + 1024 /* alignment */ + kWgStages * kStageBytes;
+  static constexpr int kStages = G >= 3 ? 2 : 3;
+  static constexpr int kSmemBytes = kPairTableBytes + kWgMiscBytes + 1024 /* alignment */ + kStages * kStageBytes;
   static constexpr int kPitch = kRows + 4;  // partial sums [token][row]: + 4 keeps the fragment writes conflict-free
-  static_assert(kWgTok * kPitch * 4 <= kWgStages * kStageBytes, "the partial sums reuse the ring");
+  static_assert(kWgTok * kPitch * 4 <= kStages * kStageBytes, "the partial sums reuse the ring");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 
 __device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
@@ -103,21 +115,22 @@ __device__ __forceinline__ void pin(float (&r)[32]) {
 }
 #endif
 
-template <class ActT, int G>
+template <class ActT, int G, bool kFold>
 __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
     gemm4_wgmma_kernel(const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, int M,
                        BlockScales sc, int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Sh = WgShape<G>;
   constexpr int kWgRows = Sh::kRows, kWgConsumerWarps = Sh::kConsumerWarps, kWgThreads = Sh::kThreads;
-  constexpr int kWgPitch = Sh::kPitch;
+  constexpr int kWgPitch = Sh::kPitch, kWgStages = Sh::kStages;
   extern __shared__ __align__(16) unsigned char wg_smem[];
-  unsigned char* lut = wg_smem;
-  float* values = reinterpret_cast<float*>(tma_gap(lut, 0));
-  const GapDyn8 dyn8{lut};
-  auto* full = reinterpret_cast<std::uint64_t*>(tma_gap(lut, 9));  // stage filled
-  std::uint64_t* empty = full + kWgStages;                         // stage free again (consumer threads)
-  unsigned char* ring = wg_smem + (((smem_addr(wg_smem) + kCoreLutBytes + 1023u) & ~1023u) - smem_addr(wg_smem));
+  unsigned char* lut = wg_smem;  // [code byte][lane] pairs (kPairTableBytes)
+  float* values = reinterpret_cast<float*>(wg_smem + kPairTableBytes);  // 16 floats
+  float* dyn8 = values + 16;                                              // 256 floats
+  auto* full = reinterpret_cast<std::uint64_t*>(dyn8 + 256);             // stage filled
+  std::uint64_t* empty = full + kWgStages;                                // stage free again (consumer threads)
+  unsigned char* ring = wg_smem + (((smem_addr(wg_smem) + kPairTableBytes + kWgMiscBytes + 1023u) & ~1023u) -
+                                   smem_addr(wg_smem));
   // warp from a shuffle: provably warp-uniform to ptxas, so the role branches are not divergent paths
   // (a divergent path around wgmma makes ptxas serialize every wgmma: C7518 / C7520).
   const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
@@ -138,12 +151,8 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
   }
   if (tid < 16) values[tid] = t.value[tid];
   if (dq)
-    for (int i = tid; i < 256; i += kWgThreads)
-      *reinterpret_cast<float*>(tma_gap(lut, 1 + (i >> 5)) + 4 * (i & 31)) = dq_table.v[i];
+    for (int i = tid; i < 256; i += kWgThreads) dyn8[i] = dq_table.v[i];
   __syncthreads();
-  build_row_table<ActT>(lut, values, tid, kWgThreads);
-  __syncthreads();
-
   float acc[32];  // a consumer's running sums: [n8 tile j][rows g, g + 8 × tokens 2q, 2q + 1]
 #pragma unroll
   for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
@@ -187,75 +196,156 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
     }
   } else {
     // ---- consumers: warp v of warpgroup wg, lane (g, q); CTA rows rowA = 64·wg + 16·v + g and rowA + 8.
-    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
-    const std::uint32_t lane4 = lane * 4u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
-    auto look = [&](std::uint32_t word) {  // the pair of code byte q of word
-      return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, sel));
-    };
-    float c[2][32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) c[0][i] = c[1][i] = 0.0f;
-    float s_prev0 = 0.0f, s_prev1 = 0.0f;  // the block scales of the wgmmas in flight (rows rowA, rowA + 8)
-    auto add_scaled = [&](float (&cc)[32]) {
-      pin(cc);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        acc[4 * j] = fmaf(cc[4 * j], s_prev0, acc[4 * j]);
-        acc[4 * j + 1] = fmaf(cc[4 * j + 1], s_prev0, acc[4 * j + 1]);
-        acc[4 * j + 2] = fmaf(cc[4 * j + 2], s_prev1, acc[4 * j + 2]);
-        acc[4 * j + 3] = fmaf(cc[4 * j + 3], s_prev1, acc[4 * j + 3]);
+    // They build the pair table while the producer's first copies are in flight, and meet on barrier 1.
+    constexpr int kConsumerThreads = 32 * kWgConsumerWarps;
+    if constexpr (kFold) {
+      // fp32 pairs: row `byte` holds lane l's copy of (value[byte >> 4], value[byte & 15]) at 8·l, so that
+      // one PRMT of the code word and 8·lane makes the address and the 16 lanes of a 64-bit access phase
+      // meet 32 different banks.
+      for (int f = tid; f < 256 * 16; f += kConsumerThreads) {
+        const int byte = f >> 4;
+        const float hi = values[byte >> 4], lo = values[byte & 15];
+        *reinterpret_cast<float4*>(lut + byte * 256 + 16 * (f & 15)) = make_float4(hi, lo, hi, lo);
       }
-    };
-    for (int s = 0; s < S; ++s) {
-      mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
-      const unsigned char* st = stage(s);
-      const unsigned char* codes = st + Sh::kXBytes;
-      const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
-      auto row_scales = [&](int row) {  // the 4 block scales of the step
-        if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
-        const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
-        const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
-        return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
-                           dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
+    } else {
+      build_row_table<ActT>(lut, values, tid, kConsumerThreads);  // ActT pairs at 4·lane (the other kernels' table)
+    }
+    asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumerThreads) : "memory");
+    if constexpr (kFold) {
+      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+      const std::uint32_t lane8 = lane * 8u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
+      // A register of code byte q of word: its two values times the block scale, rounded once to ActT
+      // (dequantize_4bit's fl(value · s)).
+      auto dequant = [&](std::uint32_t word, float scale) {
+        const float2 v = *reinterpret_cast<const float2*>(lut + __byte_perm(word, lane8, sel));
+        return pack2<ActT>(v.x * scale, v.y * scale);
       };
-      const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
+      std::uint32_t a[2][4][4];  // [block parity]: a block's A registers stay untouched while its wgmmas run
+      for (int s = 0; s < S; ++s) {
+        mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
+        const unsigned char* st = stage(s);
+        const unsigned char* codes = st + Sh::kXBytes;
+        const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
+        auto row_scales = [&](int row) {  // the 4 block scales of the step
+          if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
+          const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
+          const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
+          return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
+                             dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
+        };
+        const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const uint4 a0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
-        const uint4 a1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
-        const uint4 b0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
-        const uint4 b1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
-        const std::uint32_t a[4][4] = {{look(a0.x), look(b0.x), look(a0.y), look(b0.y)},
-                                       {look(a0.z), look(b0.z), look(a0.w), look(b0.w)},
-                                       {look(a1.x), look(b1.x), look(a1.y), look(b1.y)},
-                                       {look(a1.z), look(b1.z), look(a1.w), look(b1.w)}};
-        // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
-        // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
-        std::uint64_t desc[4];
+        for (int w = 0; w < 4; ++w) {
+          const float s0 = w == 0 ? sa.x : w == 1 ? sa.y : w == 2 ? sa.z : sa.w;  // row rowA
+          const float s1 = w == 0 ? sb.x : w == 1 ? sb.y : w == 2 ? sb.z : sb.w;  // row rowA + 8
+          const uint4 c0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
+          const uint4 c1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
+          const uint4 d0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
+          const uint4 d1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
+          std::uint32_t(&aw)[4][4] = a[w & 1];
+          const std::uint32_t lo[4][2] = {{c0.x, c0.y}, {c0.z, c0.w}, {c1.x, c1.y}, {c1.z, c1.w}};  // row rowA
+          const std::uint32_t hi[4][2] = {{d0.x, d0.y}, {d0.z, d0.w}, {d1.x, d1.y}, {d1.z, d1.w}};  // rowA + 8
 #pragma unroll
-        for (int tt = 0; tt < 4; ++tt) {
-          desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
-          asm volatile("" : "+l"(desc[tt]));
-        }
-        float(&cc)[32] = c[w & 1];
-        pin(cc);
-        wg_fence();
+          for (int tt = 0; tt < 4; ++tt) {
+            aw[tt][0] = dequant(lo[tt][0], s0);
+            aw[tt][1] = dequant(hi[tt][0], s1);
+            aw[tt][2] = dequant(lo[tt][1], s0);
+            aw[tt][3] = dequant(hi[tt][1], s1);
+          }
+          // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
+          // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
+          std::uint64_t desc[4];
 #pragma unroll
-        for (int tt = 0; tt < 4; ++tt) wgmma_m64n64k16<ActT>(cc, a[tt], desc[tt], tt);
-        wg_commit();
-        // The previous block's sums are ready once at most this block's are in flight. No branch around
-        // the wait and the accumulator reads (the first block adds zeros): ptxas serializes every wgmma
-        // when they sit in a divergent path (C7518).
-        if (w > 0) {
+          for (int tt = 0; tt < 4; ++tt) {
+            desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
+            asm volatile("" : "+l"(desc[tt]));
+          }
+          wg_fence();
+#pragma unroll
+          for (int tt = 0; tt < 4; ++tt) wgmma_m64n64k16<ActT>(acc, aw[tt], desc[tt], 1);
+          wg_commit();
+          // At most this block's wgmmas in flight: the other A registers are free, and at block 0 so is the
+          // stage of step s − 1.
           wg_wait<1>();
-          add_scaled(c[(w + 1) & 1]);
+          if (w == 0 && s > 0) mbar_arrive(&empty[(s - 1) % kWgStages]);
         }
-        s_prev0 = w == 0 ? sa.x : w == 1 ? sa.y : w == 2 ? sa.z : sa.w;
-        s_prev1 = w == 0 ? sb.x : w == 1 ? sb.y : w == 2 ? sb.z : sb.w;
       }
       wg_wait<0>();
-      add_scaled(c[1]);  // block 3
-      mbar_arrive(&empty[s % kWgStages]);
+      pin(acc);
+    } else {
+      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+      const std::uint32_t lane4 = lane * 4u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
+      auto look = [&](std::uint32_t word) {  // the pair of code byte q of word
+        return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, sel));
+      };
+      // kDepth accumulator sets: up to kDepth blocks' wgmmas in flight (3, where one warpgroup's registers
+      // allow it, measured no faster). Block w of a step uses set w % kDepth; the step ends with every
+      // set read (no wgmma in flight across the loop's back edge: ptxas serialized every wgmma when sums
+      // were read there, C7514).
+      constexpr int kDepth = 2;
+      float c[kDepth][32];
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d)
+#pragma unroll
+        for (int i = 0; i < 32; ++i) c[d][i] = 0.0f;
+      auto add_scaled = [&](float (&cc)[32], float s0, float s1) {
+        pin(cc);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          acc[4 * j] = fmaf(cc[4 * j], s0, acc[4 * j]);
+          acc[4 * j + 1] = fmaf(cc[4 * j + 1], s0, acc[4 * j + 1]);
+          acc[4 * j + 2] = fmaf(cc[4 * j + 2], s1, acc[4 * j + 2]);
+          acc[4 * j + 3] = fmaf(cc[4 * j + 3], s1, acc[4 * j + 3]);
+        }
+      };
+      for (int s = 0; s < S; ++s) {
+        mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
+        const unsigned char* st = stage(s);
+        const unsigned char* codes = st + Sh::kXBytes;
+        const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
+        auto row_scales = [&](int row) {  // the 4 block scales of the step
+          if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
+          const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
+          const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
+          return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
+                             dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
+        };
+        const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
+        const float s0[4] = {sa.x, sa.y, sa.z, sa.w}, s1[4] = {sb.x, sb.y, sb.z, sb.w};
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          const uint4 a0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
+          const uint4 a1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
+          const uint4 b0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
+          const uint4 b1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
+          const std::uint32_t a[4][4] = {{look(a0.x), look(b0.x), look(a0.y), look(b0.y)},
+                                         {look(a0.z), look(b0.z), look(a0.w), look(b0.w)},
+                                         {look(a1.x), look(b1.x), look(a1.y), look(b1.y)},
+                                         {look(a1.z), look(b1.z), look(a1.w), look(b1.w)}};
+          // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
+          // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
+          std::uint64_t desc[4];
+#pragma unroll
+          for (int tt = 0; tt < 4; ++tt) {
+            desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
+            asm volatile("" : "+l"(desc[tt]));
+          }
+          float(&cc)[32] = c[w % kDepth];
+          pin(cc);
+          wg_fence();
+#pragma unroll
+          for (int tt = 0; tt < 4; ++tt) wgmma_m64n64k16<ActT>(cc, a[tt], desc[tt], tt);
+          wg_commit();
+          if (w >= kDepth - 1) {  // block w − kDepth + 1 is done once at most the later ones are in flight
+            wg_wait<kDepth - 1>();
+            add_scaled(c[(w - kDepth + 1) % kDepth], s0[w - kDepth + 1], s1[w - kDepth + 1]);
+          }
+        }
+        wg_wait<0>();
+#pragma unroll
+        for (int b = 4 - kDepth + 1; b < 4; ++b) add_scaled(c[b % kDepth], s0[b], s1[b]);
+        mbar_arrive(&empty[s % kWgStages]);
+      }
     }
   }
   __syncthreads();  // every warp is done with the ring: it takes the partial sums
@@ -290,12 +380,18 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
 #endif
 }
 
+// Three warpgroups only with the weight scaled into A (kFold): the exact-value form keeps two accumulator
+// sets and needs 158 registers a thread, and 13 warps leave 128 (the register file is split among the
+// SM's 4 schedulers).
+template <int G>
+constexpr bool kFoldOf = G == 3;
+
 // Splits of K (cluster size) for G: the most of 8, 4, 2, 1 that keeps the grid within one wave, gives every
 // CTA at least 2 steps and fits as clusters on this device (the occupancy query: clusters of 4 CTAs of this
 // size did not all fit on the H200, whose GPCs do not all hold a multiple of 4 SMs).
 template <class ActT, int G>
 int choose_splits(std::size_t row_blocks, int ksteps) {
-  const auto kernel = gemm4_wgmma_kernel<ActT, G>;
+  const auto kernel = gemm4_wgmma_kernel<ActT, G, kFoldOf<G>>;
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
   static const int attr_rc = static_cast<int>(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WgShape<G>::kSmemBytes));
@@ -324,24 +420,33 @@ int choose_splits(std::size_t row_blocks, int ksteps) {
 struct WgPlan {
   int groups = 2, splits = 1;
 };
-// Two warpgroups per CTA (the SM's tensor cores fed from two instruction streams) unless one warpgroup per
-// CTA puts at least twice the CTAs on the GPU in one wave (4096 rows: 128 CTAs instead of 64).
+// Consumer warpgroups per CTA, measured at M = 64 on the H200 (kernels/NOTES.md, session 10): the
+// kernel is bound by the latency of each warpgroup's instruction stream (it runs as fast with the loads
+// switched off), so what counts is warpgroups at work. Two by default; one where that puts at least
+// twice the CTAs on the GPU in one wave (4096 rows: 128 CTAs against 64; 12.9 µs against 15.9); three
+// (with the weight scaled into A) where that fits in one wave with a quarter more CTAs than two
+// (11008 rows: 116 against 86, 23.8 µs against 28.0).
 template <class ActT>
 WgPlan choose_plan(std::size_t n, int ksteps) {
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
-  const std::size_t rb2 = (n + 127) / 128, rb1 = (n + 63) / 64;
-  WgPlan p{2, choose_splits<ActT, 2>(rb2, ksteps)};
+  const std::size_t rb1 = (n + 63) / 64, rb2 = (n + 127) / 128, rb3 = (n + 191) / 192;
+  const WgPlan two{2, choose_splits<ActT, 2>(rb2, ksteps)};
+  const std::size_t ctas2 = rb2 * static_cast<std::size_t>(two.splits);
   if (rb1 <= sms) {
-    const int s1 = choose_splits<ActT, 1>(rb1, ksteps);
-    if (rb1 * static_cast<std::size_t>(s1) >= 2 * rb2 * static_cast<std::size_t>(p.splits)) p = WgPlan{1, s1};
+    const WgPlan one{1, choose_splits<ActT, 1>(rb1, ksteps)};
+    if (rb1 * static_cast<std::size_t>(one.splits) >= 2 * ctas2) return one;
   }
-  return p;
+  if (rb3 <= sms) {
+    const WgPlan three{3, choose_splits<ActT, 3>(rb3, ksteps)};
+    if (4 * rb3 * static_cast<std::size_t>(three.splits) >= 5 * ctas2) return three;
+  }
+  return two;
 }
 
 template <class ActT, int G>
 int launch_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st, int splits) {
   using Sh = WgShape<G>;
-  const auto kernel = gemm4_wgmma_kernel<ActT, G>;
+  const auto kernel = gemm4_wgmma_kernel<ActT, G, kFoldOf<G>>;
   static const int attr_rc =
       static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmemBytes));
   if (attr_rc != 0) return attr_rc;
@@ -373,8 +478,9 @@ int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
     cached_n = w.N;
     cached_k = w.K;
   }
-  return plan.groups == 1 ? launch_t<ActT, 1>(x, M, w, dq, y, st, plan.splits)
-                          : launch_t<ActT, 2>(x, M, w, dq, y, st, plan.splits);
+  return plan.groups == 1   ? launch_t<ActT, 1>(x, M, w, dq, y, st, plan.splits)
+         : plan.groups == 3 ? launch_t<ActT, 3>(x, M, w, dq, y, st, plan.splits)
+                            : launch_t<ActT, 2>(x, M, w, dq, y, st, plan.splits);
 }
 
 }  // namespace
@@ -382,7 +488,7 @@ int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 bool wgmma_available() {
   static const bool ok = [] {
     cudaFuncAttributes a{};
-    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2>) == cudaSuccess;
+    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2, false>) == cudaSuccess;
     cudaGetLastError();
     int dev = 0, major = 0, minor = 0;
     const bool sm90 = cudaGetDevice(&dev) == cudaSuccess &&
