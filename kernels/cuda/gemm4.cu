@@ -1137,8 +1137,8 @@ int launch_tma_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 // 4096² and 8192²). M = 5 … 8: 8 warps × 2 stages; 9 … 16: 6 warps × 2; 17 … 32: 4 warps × 2 (a stage holds
 // 32 tokens' x, 20 KB; 3 warps before the scales moved to the gaps: 8192² 30.5 → 24.1 µs, 4096×11008
 // 26.8 → 20.3; M = 1 with 8 warps × 4 stages was no faster either).
-// M = 33 … 64: pieces of 32 tokens (the weight read once per piece; two pieces are still faster than the
-// tiled kernel, which reads it once).
+// M = 33 … 64 (where the wgmma kernel does not run): pieces of 32 tokens (the weight read once per piece;
+// two pieces are still faster than the tiled kernel, which reads it once).
 template <class ActT>
 int launch_tma(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st) {
   if (M > 32) {
@@ -1202,10 +1202,11 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     int rc;
     const bool pipe_ok = w.N * w.K < (std::size_t{1} << 31);
     Gemm4Variant v = variant;
-    // Measured (H200, kernels/NOTES.md): the TMA kernel (1.3–1.7× the pipelined ones up to 16 tokens,
-    // 1.4–2.2× the register version at 32, in two 32-token pieces 1.06–1.48× the tiled kernel at 64);
-    // outside its domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the
-    // register version up to 32, the tiled kernel above where its grid fills its waves.
+    // Measured (H200, kernels/NOTES.md): the TMA kernel up to 32 tokens (1.3–1.7× the pipelined ones up
+    // to 16, 1.4–2.2× the register version at 32, 1.0–1.6× wgmma at 32), the wgmma kernel above (at 64
+    // 1.2–1.9× the TMA kernel's two 32-token pieces, which remain where wgmma does not load); outside the
+    // TMA domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the register version
+    // up to 32, the tiled kernel above where its grid fills its waves.
     const bool wgmma_ok = pipe_ok && tma_applies(w) && wgmma_available();
     if (v == Gemm4Variant::automatic) v = m > 32 && wgmma_ok ? Gemm4Variant::wgmma : Gemm4Variant::tma;
     if (v == Gemm4Variant::wgmma && !wgmma_ok) v = Gemm4Variant::tma;
