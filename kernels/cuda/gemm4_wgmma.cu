@@ -198,6 +198,23 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
     // ---- consumers: warp v of warpgroup wg, lane (g, q); CTA rows rowA = 64·wg + 16·v + g and rowA + 8.
     // They build the pair table while the producer's first copies are in flight, and meet on barrier 1.
     constexpr int kConsumerThreads = 32 * kWgConsumerWarps;
+    auto row_scales = [&](const unsigned char* st, int row) {  // the 4 block scales of a stage's row
+      const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes + 16 * row;
+      if (!dq) return *reinterpret_cast<const float4*>(scl);
+      const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl);
+      const float am = *reinterpret_cast<const float*>(scl + 4);
+      return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
+                         dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
+    };
+    // The descriptors of block w's four k16 steps (32 bytes apart), made before the fence: an instruction
+    // that defines a wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
+    auto block_descs = [&](const unsigned char* st, int w, std::uint64_t (&desc)[4]) {
+#pragma unroll
+      for (int tt = 0; tt < 4; ++tt) {
+        desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
+        asm volatile("" : "+l"(desc[tt]));
+      }
+    };
     if constexpr (kFold) {
       // fp32 pairs: row `byte` holds lane l's copy of (value[byte >> 4], value[byte & 15]) at 8·l, so that
       // one PRMT of the code word and 8·lane makes the address and the 16 lanes of a 64-bit access phase
@@ -225,15 +242,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
         const unsigned char* codes = st + Sh::kXBytes;
-        const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
-        auto row_scales = [&](int row) {  // the 4 block scales of the step
-          if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
-          const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
-          const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
-          return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
-                             dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
-        };
-        const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
+        const float4 sa = row_scales(st, rowA), sb = row_scales(st, rowA + 8);
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
           const float s0 = w == 0 ? sa.x : w == 1 ? sa.y : w == 2 ? sa.z : sa.w;  // row rowA
@@ -252,14 +261,8 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
             aw[tt][2] = dequant(lo[tt][1], s0);
             aw[tt][3] = dequant(hi[tt][1], s1);
           }
-          // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
-          // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
           std::uint64_t desc[4];
-#pragma unroll
-          for (int tt = 0; tt < 4; ++tt) {
-            desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
-            asm volatile("" : "+l"(desc[tt]));
-          }
+          block_descs(st, w, desc);
           wg_fence();
 #pragma unroll
           for (int tt = 0; tt < 4; ++tt) wgmma_m64n64k16<ActT>(acc, aw[tt], desc[tt], 1);
@@ -302,15 +305,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
         const unsigned char* codes = st + Sh::kXBytes;
-        const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes;
-        auto row_scales = [&](int row) {  // the 4 block scales of the step
-          if (!dq) return *reinterpret_cast<const float4*>(scl + 16 * row);
-          const std::uint32_t cw = *reinterpret_cast<const std::uint32_t*>(scl + 16 * row);
-          const float am = *reinterpret_cast<const float*>(scl + 16 * row + 4);
-          return make_float4(dq_scale(dyn8, cw, 0, am, sc.dq_offset), dq_scale(dyn8, cw, 1, am, sc.dq_offset),
-                             dq_scale(dyn8, cw, 2, am, sc.dq_offset), dq_scale(dyn8, cw, 3, am, sc.dq_offset));
-        };
-        const float4 sa = row_scales(rowA), sb = row_scales(rowA + 8);
+        const float4 sa = row_scales(st, rowA), sb = row_scales(st, rowA + 8);
         const float s0[4] = {sa.x, sa.y, sa.z, sa.w}, s1[4] = {sb.x, sb.y, sb.z, sb.w};
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
@@ -322,14 +317,8 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
                                          {look(a0.z), look(b0.z), look(a0.w), look(b0.w)},
                                          {look(a1.x), look(b1.x), look(a1.y), look(b1.y)},
                                          {look(a1.z), look(b1.z), look(a1.w), look(b1.w)}};
-          // The descriptors (k16 step tt: 32 bytes on) exist before the fence: an instruction that defines a
-          // wgmma input between the fence and the commit serializes every wgmma (ptxas C7513).
           std::uint64_t desc[4];
-#pragma unroll
-          for (int tt = 0; tt < 4; ++tt) {
-            desc[tt] = wg_desc(st + w * (kWgTok * 128) + tt * 32);
-            asm volatile("" : "+l"(desc[tt]));
-          }
+          block_descs(st, w, desc);
           float(&cc)[32] = c[w % kDepth];
           pin(cc);
           wg_fence();
