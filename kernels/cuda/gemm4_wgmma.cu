@@ -7,8 +7,8 @@
 // cores straight from the shared memory that TMA filled, once per CTA and not
 // once per warp; the weight is the A operand, dequantized into registers.
 //
-// Work split: a CTA owns G·64 output rows (G consumer warpgroups of 64 rows)
-// and all 64 tokens; the CTAs of a cluster split K (step s of rank c is
+// Work split: a CTA owns R·64 output rows (R consumer warpgroups of 64 rows,
+// or, at R = 1, two warpgroups that take alternate steps) and all 64 tokens; the CTAs of a cluster split K (step s of rank c is
 // elements (c + s·splits)·256 …) and add their partial sums through
 // distributed shared memory, each rank storing 1/splits of the rows. A
 // producer warp fills a ring of stages (TMA: the rows' codes and x; cp.async:
@@ -20,11 +20,11 @@
 // so k16 step tt needs code byte q of words 2tt and 2tt + 1 of the row's block
 // — one PRMT and one LDS of a 256-entry table of value pairs per register.
 // Two forms, both within gemm4.cuh's stated bound:
-//   exact values (G = 1, 2): the pair table of the other kernels (values
+//   exact values (R = 1, 2): the pair table of the other kernels (values
 //     rounded to bf16 / fp16); four wgmma m64n64k16 form the block's sum in
 //     fresh accumulators (two sets, alternating), multiplied by the block
 //     scale and added to the running sums while the next block's wgmmas run.
-//   scaled into A (kFold, G = 3): fp32 pairs times the block scale, rounded
+//   scaled into A (kFold, R = 3): fp32 pairs times the block scale, rounded
 //     once to bf16 / fp16 — the weight as dequantize_4bit writes it, as in the
 //     `tiled` kernel; one accumulator chain over all of K. ~10 % slower per
 //     warpgroup, but 118 registers instead of 158, so three warpgroups fit.
@@ -43,18 +43,20 @@ namespace cg = cooperative_groups;
 constexpr int kWgTok = 64;     // tokens per launch: wgmma's N
 constexpr int kPairTableBytes = 256 * 32 * 8;  // [code byte][lane] float2
 constexpr int kWgMiscBytes = 2048;             // values, the dyn8 table, the barriers
-// G consumer warpgroups of 64 rows each, and the producer warp.
-template <int G>
+// R row groups of 64 rows, each taken by P consumer warpgroups that split the CTA's steps (phase p takes
+// steps p, p + P, …), and the producer warp.
+template <int R, int P>
 struct WgShape {
-  static constexpr int kRows = 64 * G, kConsumerWarps = 4 * G, kThreads = 32 * kConsumerWarps + 32;
+  static constexpr int kRows = 64 * R, kGroups = R * P, kConsumerWarps = 4 * kGroups;
+  static constexpr int kThreads = 32 * kConsumerWarps + 32;
   static constexpr int kXBytes = kWgTok * 4 * 128;  // stage: x [block][token][64 values], 128-byte swizzled,
   static constexpr int kCodeBytes = kRows * 128;    // the codes [row][256 codes], 128-byte swizzled,
   static constexpr int kScaleBytes = kRows * 16;    // the block scales [row][4] (dq: code word, absmax)
   static constexpr int kStageBytes = (kXBytes + kCodeBytes + kScaleBytes + 1023) / 1024 * 1024;
-  static constexpr int kStages = G >= 3 ? 2 : 3;
+  static constexpr int kStages = kGroups >= 3 ? 2 : 3;
   static constexpr int kSmemBytes = kPairTableBytes + kWgMiscBytes + 1024 /* alignment */ + kStages * kStageBytes;
-  static constexpr int kPitch = kRows + 4;  // partial sums [token][row]: + 4 keeps the fragment writes conflict-free
-  static_assert(kWgTok * kPitch * 4 <= kStages * kStageBytes, "the partial sums reuse the ring");
+  static constexpr int kPitch = kRows + 4;  // partial sums [phase][token][row]: + 4 keeps the fragment writes conflict-free
+  static_assert(P * kWgTok * kPitch * 4 <= kStages * kStageBytes, "the partial sums reuse the ring");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 
@@ -115,12 +117,12 @@ __device__ __forceinline__ void pin(float (&r)[32]) {
 }
 #endif
 
-template <class ActT, int G, bool kFold>
-__global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
+template <class ActT, int R, int P, bool kFold>
+__global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
     gemm4_wgmma_kernel(const __grid_constant__ CUtensorMap codes_map, const __grid_constant__ CUtensorMap x_map, int M,
                        BlockScales sc, int N, int K, Table16 t, Dyn8Table dq_table, ActT* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Sh = WgShape<G>;
+  using Sh = WgShape<R, P>;
   constexpr int kWgRows = Sh::kRows, kWgConsumerWarps = Sh::kConsumerWarps, kWgThreads = Sh::kThreads;
   constexpr int kWgPitch = Sh::kPitch, kWgStages = Sh::kStages;
   extern __shared__ __align__(16) unsigned char wg_smem[];
@@ -145,7 +147,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
   if (tid == 0) {
     for (int i = 0; i < kWgStages; ++i) {
       mbar_init(&full[i], 33);  // 32 lanes' cp.async arrivals + lane 0's transaction bytes
-      mbar_init(&empty[i], 32 * kWgConsumerWarps);
+      mbar_init(&empty[i], 128 * R);  // the R warpgroups that take a step
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -198,6 +200,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
     // ---- consumers: warp v of warpgroup wg, lane (g, q); CTA rows rowA = 64·wg + 16·v + g and rowA + 8.
     // They build the pair table while the producer's first copies are in flight, and meet on barrier 1.
     constexpr int kConsumerThreads = 32 * kWgConsumerWarps;
+    const int phase = warp / 4 / R;
     auto row_scales = [&](const unsigned char* st, int row) {  // the 4 block scales of a stage's row
       const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes + 16 * row;
       if (!dq) return *reinterpret_cast<const float4*>(scl);
@@ -229,7 +232,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
     }
     asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumerThreads) : "memory");
     if constexpr (kFold) {
-      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
       const std::uint32_t lane8 = lane * 8u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
       // A register of code byte q of word: its two values times the block scale, rounded once to ActT
       // (dequantize_4bit's fl(value · s)).
@@ -238,7 +241,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
         return pack2<ActT>(v.x * scale, v.y * scale);
       };
       std::uint32_t a[2][4][4];  // [block parity]: a block's A registers stay untouched while its wgmmas run
-      for (int s = 0; s < S; ++s) {
+      for (int s = phase; s < S; s += P) {
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
         const unsigned char* codes = st + Sh::kXBytes;
@@ -270,13 +273,13 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
           // At most this block's wgmmas in flight: the other A registers are free, and at block 0 so is the
           // stage of step s − 1.
           wg_wait<1>();
-          if (w == 0 && s > 0) mbar_arrive(&empty[(s - 1) % kWgStages]);
+          if (w == 0 && s >= P) mbar_arrive(&empty[(s - P) % kWgStages]);  // this group's last step
         }
       }
       wg_wait<0>();
       pin(acc);
     } else {
-      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
       const std::uint32_t lane4 = lane * 4u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
       auto look = [&](std::uint32_t word) {  // the pair of code byte q of word
         return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, sel));
@@ -301,7 +304,7 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
           acc[4 * j + 3] = fmaf(cc[4 * j + 3], s1, acc[4 * j + 3]);
         }
       };
-      for (int s = 0; s < S; ++s) {
+      for (int s = phase; s < S; s += P) {
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
         const unsigned char* codes = st + Sh::kXBytes;
@@ -339,13 +342,13 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
   }
   __syncthreads();  // every warp is done with the ring: it takes the partial sums
   if (warp < kWgConsumerWarps) {
-    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4) + 16 * (warp % 4) + g;
+    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
     float* part = reinterpret_cast<float*>(ring);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        part[(8 * j + 2 * q + (e & 1)) * kWgPitch + rowA + 8 * (e >> 1)] = acc[4 * j + e];
+        part[(kWgTok * (warp / 4 / R) + 8 * j + 2 * q + (e & 1)) * kWgPitch + rowA + 8 * (e >> 1)] = acc[4 * j + e];
   }
 
   // Partial sums of the cluster's ranks, added in rank order; rank c stores rows [c, c + 1)·kWgRows / splits.
@@ -356,13 +359,18 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
   const int rows_per = kWgRows / splits, row_lo = split * rows_per;
   for (int idx = tid; idx < M * rows_per; idx += kWgThreads) {
     const int tok = idx / rows_per, row = row_lo + idx % rows_per;
-    float v[8];  // every rank's value first (remote loads in flight together), then the sum in rank order
+    float v[8][P];  // every rank's and phase's value first (loads in flight together), then the sum in order
 #pragma unroll
-    for (int r = 0; r < 8; ++r) v[r] = r < splits ? *cluster.map_shared_rank(part + tok * kWgPitch + row, r) : 0.0f;
-    float sum = v[0];
+    for (int r = 0; r < 8; ++r)
 #pragma unroll
-    for (int r = 1; r < 8; ++r)
-      if (r < splits) sum += v[r];
+      for (int p = 0; p < P; ++p)
+        v[r][p] = r < splits ? *cluster.map_shared_rank(part + (kWgTok * p + tok) * kWgPitch + row, r) : 0.0f;
+    float sum = v[0][0];
+#pragma unroll
+    for (int r = 0; r < 8; ++r)
+#pragma unroll
+      for (int p = 0; p < P; ++p)
+        if ((r > 0 || p > 0) && r < splits) sum += v[r][p];
     if (r0 + row < N) store_act<ActT>(y + static_cast<std::size_t>(tok) * N + r0 + row, sum);
   }
   cluster.sync();  // every remote read done before a CTA's shared memory goes away
@@ -372,18 +380,18 @@ __global__ void __launch_bounds__(WgShape<G>::kThreads, 1)
 // Three warpgroups only with the weight scaled into A (kFold): the exact-value form keeps two accumulator
 // sets and needs 158 registers a thread, and 13 warps leave 128 (the register file is split among the
 // SM's 4 schedulers).
-template <int G>
-constexpr bool kFoldOf = G == 3;
+template <int R>
+constexpr bool kFoldOf = R == 3;
 
-// Splits of K (cluster size) for G: the most of 8, 4, 2, 1 that keeps the grid within one wave, gives every
+// Splits of K (cluster size) for a CTA shape: the most of 8, 4, 2, 1 that keeps the grid within one wave, gives every
 // CTA at least 2 steps and fits as clusters on this device (the occupancy query: clusters of 4 CTAs of this
 // size did not all fit on the H200, whose GPCs do not all hold a multiple of 4 SMs).
-template <class ActT, int G>
+template <class ActT, int R, int P>
 int choose_splits(std::size_t row_blocks, int ksteps) {
-  const auto kernel = gemm4_wgmma_kernel<ActT, G, kFoldOf<G>>;
+  const auto kernel = gemm4_wgmma_kernel<ActT, R, P, kFoldOf<R>>;
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
   static const int attr_rc = static_cast<int>(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WgShape<G>::kSmemBytes));
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WgShape<R, P>::kSmemBytes));
   if (attr_rc != 0) return 1;
   for (int s = 8; s > 1; s /= 2) {
     if (row_blocks * static_cast<std::size_t>(s) > sms || ksteps < 2 * s) continue;
@@ -393,8 +401,8 @@ int choose_splits(std::size_t row_blocks, int ksteps) {
     attr.val.clusterDim.x = static_cast<unsigned>(s);
     attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
     cfg.gridDim = dim3(static_cast<unsigned>(s), static_cast<unsigned>(row_blocks));
-    cfg.blockDim = dim3(WgShape<G>::kThreads);
-    cfg.dynamicSmemBytes = WgShape<G>::kSmemBytes;
+    cfg.blockDim = dim3(WgShape<R, P>::kThreads);
+    cfg.dynamicSmemBytes = WgShape<R, P>::kSmemBytes;
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     int clusters = 0;
@@ -407,35 +415,36 @@ int choose_splits(std::size_t row_blocks, int ksteps) {
 }
 
 struct WgPlan {
-  int groups = 2, splits = 1;
+  int rows = 2, phases = 1, splits = 1;  // row groups of 64, warpgroups per row group, ranks
 };
 // Consumer warpgroups per CTA, measured at M = 64 on the H200 (kernels/NOTES.md, session 10): the
 // kernel is bound by the latency of each warpgroup's instruction stream (it runs as fast with the loads
-// switched off), so what counts is warpgroups at work. Two by default; one where that puts at least
-// twice the CTAs on the GPU in one wave (4096 rows: 128 CTAs against 64; 12.9 µs against 15.9); three
-// (with the weight scaled into A) where that fits in one wave with a quarter more CTAs than two
-// (11008 rows: 116 against 86, 23.8 µs against 28.0).
+// switched off), so what counts is warpgroups at work. 128 rows by default; 64 rows where that puts at
+// least twice the CTAs on the GPU in one wave (4096 rows: 128 CTAs against 64, 12.4 µs against 15.9),
+// taken by two warpgroups that split the CTA's steps (2 % faster than one); 192 rows (the weight scaled
+// into A) where that fits in one wave with a quarter more CTAs than 128 rows (11008 rows: 116 against
+// 86, 23.7 µs against 28.0).
 template <class ActT>
 WgPlan choose_plan(std::size_t n, int ksteps) {
   const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
   const std::size_t rb1 = (n + 63) / 64, rb2 = (n + 127) / 128, rb3 = (n + 191) / 192;
-  const WgPlan two{2, choose_splits<ActT, 2>(rb2, ksteps)};
+  const WgPlan two{2, 1, choose_splits<ActT, 2, 1>(rb2, ksteps)};
   const std::size_t ctas2 = rb2 * static_cast<std::size_t>(two.splits);
   if (rb1 <= sms) {
-    const WgPlan one{1, choose_splits<ActT, 1>(rb1, ksteps)};
+    const WgPlan one{1, 2, choose_splits<ActT, 1, 2>(rb1, ksteps)};
     if (rb1 * static_cast<std::size_t>(one.splits) >= 2 * ctas2) return one;
   }
   if (rb3 <= sms) {
-    const WgPlan three{3, choose_splits<ActT, 3>(rb3, ksteps)};
+    const WgPlan three{3, 1, choose_splits<ActT, 3, 1>(rb3, ksteps)};
     if (4 * rb3 * static_cast<std::size_t>(three.splits) >= 5 * ctas2) return three;
   }
   return two;
 }
 
-template <class ActT, int G>
+template <class ActT, int R, int P>
 int launch_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st, int splits) {
-  using Sh = WgShape<G>;
-  const auto kernel = gemm4_wgmma_kernel<ActT, G, kFoldOf<G>>;
+  using Sh = WgShape<R, P>;
+  const auto kernel = gemm4_wgmma_kernel<ActT, R, P, kFoldOf<R>>;
   static const int attr_rc =
       static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmemBytes));
   if (attr_rc != 0) return attr_rc;
@@ -467,9 +476,9 @@ int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
     cached_n = w.N;
     cached_k = w.K;
   }
-  return plan.groups == 1   ? launch_t<ActT, 1>(x, M, w, dq, y, st, plan.splits)
-         : plan.groups == 3 ? launch_t<ActT, 3>(x, M, w, dq, y, st, plan.splits)
-                            : launch_t<ActT, 2>(x, M, w, dq, y, st, plan.splits);
+  return plan.rows == 1   ? launch_t<ActT, 1, 2>(x, M, w, dq, y, st, plan.splits)
+         : plan.rows == 3 ? launch_t<ActT, 3, 1>(x, M, w, dq, y, st, plan.splits)
+                          : launch_t<ActT, 2, 1>(x, M, w, dq, y, st, plan.splits);
 }
 
 }  // namespace
@@ -477,7 +486,7 @@ int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 bool wgmma_available() {
   static const bool ok = [] {
     cudaFuncAttributes a{};
-    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2, false>) == cudaSuccess;
+    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2, 1, false>) == cudaSuccess;
     cudaGetLastError();
     int dev = 0, major = 0, minor = 0;
     const bool sm90 = cudaGetDevice(&dev) == cudaSuccess &&
