@@ -1207,7 +1207,8 @@ int gemm_typed(const ActT* x, std::size_t M, const Weight4& w, ActT* y, cudaStre
     // 1.2–1.9× the TMA kernel's two 32-token pieces, which remain where wgmma does not load); outside the
     // TMA domain the cores kernel at M = 1, 16 warps per CTA at M <= 4, 8 up to 16, the register version
     // up to 32, the tiled kernel above where its grid fills its waves.
-    const bool wgmma_ok = pipe_ok && tma_applies(w) && wgmma_available();
+    // (its grid has a row block per 64–192 rows in y, at most 65535)
+    const bool wgmma_ok = pipe_ok && tma_applies(w) && w.N <= std::size_t{65535} * 64 && wgmma_available();
     if (v == Gemm4Variant::automatic) v = m > 32 && wgmma_ok ? Gemm4Variant::wgmma : Gemm4Variant::tma;
     if (v == Gemm4Variant::wgmma && !wgmma_ok) v = Gemm4Variant::tma;
     if (v == Gemm4Variant::tma && !(pipe_ok && tma_applies(w)))

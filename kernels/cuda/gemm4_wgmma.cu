@@ -155,6 +155,9 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
   if (dq)
     for (int i = tid; i < 256; i += kWgThreads) dyn8[i] = dq_table.v[i];
   __syncthreads();
+  // A consumer warp v of warpgroup wg, lane (g, q): CTA rows rowA = 64·(wg mod R) + 16·v + g and rowA + 8,
+  // steps phase, phase + P, ….
+  const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g, phase = warp / 4 / R;
   float acc[32];  // a consumer's running sums: [n8 tile j][rows g, g + 8 × tokens 2q, 2q + 1]
 #pragma unroll
   for (int i = 0; i < 32; ++i) acc[i] = 0.0f;
@@ -197,10 +200,9 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
       fill(s, true);
     }
   } else {
-    // ---- consumers: warp v of warpgroup wg, lane (g, q); CTA rows rowA = 64·wg + 16·v + g and rowA + 8.
-    // They build the pair table while the producer's first copies are in flight, and meet on barrier 1.
+    // ---- consumers: they build the pair table while the producer's first copies are in flight, and meet
+    // on barrier 1.
     constexpr int kConsumerThreads = 32 * kWgConsumerWarps;
-    const int phase = warp / 4 / R;
     auto row_scales = [&](const unsigned char* st, int row) {  // the 4 block scales of a stage's row
       const unsigned char* scl = st + Sh::kXBytes + Sh::kCodeBytes + 16 * row;
       if (!dq) return *reinterpret_cast<const float4*>(scl);
@@ -218,6 +220,14 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
         asm volatile("" : "+l"(desc[tt]));
       }
     };
+    // Block w's code words of rows rowA (r[0], r[1]: bytes 0–15, 16–31 of the block) and rowA + 8 (r[2], r[3]).
+    auto block_codes = [&](const unsigned char* st, int w, uint4 (&r)[4]) {
+      const unsigned char* codes = st + Sh::kXBytes;
+      r[0] = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
+      r[1] = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
+      r[2] = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
+      r[3] = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
+    };
     if constexpr (kFold) {
       // fp32 pairs: row `byte` holds lane l's copy of (value[byte >> 4], value[byte & 15]) at 8·l, so that
       // one PRMT of the code word and 8·lane makes the address and the 16 lanes of a 64-bit access phase
@@ -232,7 +242,6 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
     }
     asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumerThreads) : "memory");
     if constexpr (kFold) {
-      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
       const std::uint32_t lane8 = lane * 8u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
       // A register of code byte q of word: its two values times the block scale, rounded once to ActT
       // (dequantize_4bit's fl(value · s)).
@@ -244,19 +253,16 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
       for (int s = phase; s < S; s += P) {
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
-        const unsigned char* codes = st + Sh::kXBytes;
         const float4 sa = row_scales(st, rowA), sb = row_scales(st, rowA + 8);
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
           const float s0 = w == 0 ? sa.x : w == 1 ? sa.y : w == 2 ? sa.z : sa.w;  // row rowA
           const float s1 = w == 0 ? sb.x : w == 1 ? sb.y : w == 2 ? sb.z : sb.w;  // row rowA + 8
-          const uint4 c0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
-          const uint4 c1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
-          const uint4 d0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
-          const uint4 d1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
+          uint4 r[4];
+          block_codes(st, w, r);
           std::uint32_t(&aw)[4][4] = a[w & 1];
-          const std::uint32_t lo[4][2] = {{c0.x, c0.y}, {c0.z, c0.w}, {c1.x, c1.y}, {c1.z, c1.w}};  // row rowA
-          const std::uint32_t hi[4][2] = {{d0.x, d0.y}, {d0.z, d0.w}, {d1.x, d1.y}, {d1.z, d1.w}};  // rowA + 8
+          const std::uint32_t lo[4][2] = {{r[0].x, r[0].y}, {r[0].z, r[0].w}, {r[1].x, r[1].y}, {r[1].z, r[1].w}};
+          const std::uint32_t hi[4][2] = {{r[2].x, r[2].y}, {r[2].z, r[2].w}, {r[3].x, r[3].y}, {r[3].z, r[3].w}};
 #pragma unroll
           for (int tt = 0; tt < 4; ++tt) {
             aw[tt][0] = dequant(lo[tt][0], s0);
@@ -279,7 +285,6 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
       wg_wait<0>();
       pin(acc);
     } else {
-      const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
       const std::uint32_t lane4 = lane * 4u, sel = 0x5504u | (static_cast<unsigned>(q) << 4);
       auto look = [&](std::uint32_t word) {  // the pair of code byte q of word
         return *reinterpret_cast<const std::uint32_t*>(lut + __byte_perm(word, lane4, sel));
@@ -307,19 +312,16 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
       for (int s = phase; s < S; s += P) {
         mbar_wait(&full[s % kWgStages], (s / kWgStages) & 1);
         const unsigned char* st = stage(s);
-        const unsigned char* codes = st + Sh::kXBytes;
         const float4 sa = row_scales(st, rowA), sb = row_scales(st, rowA + 8);
         const float s0[4] = {sa.x, sa.y, sa.z, sa.w}, s1[4] = {sb.x, sb.y, sb.z, sb.w};
 #pragma unroll
         for (int w = 0; w < 4; ++w) {
-          const uint4 a0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w));
-          const uint4 a1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA, 2 * w + 1));
-          const uint4 b0 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w));
-          const uint4 b1 = *reinterpret_cast<const uint4*>(codes + swz128(rowA + 8, 2 * w + 1));
-          const std::uint32_t a[4][4] = {{look(a0.x), look(b0.x), look(a0.y), look(b0.y)},
-                                         {look(a0.z), look(b0.z), look(a0.w), look(b0.w)},
-                                         {look(a1.x), look(b1.x), look(a1.y), look(b1.y)},
-                                         {look(a1.z), look(b1.z), look(a1.w), look(b1.w)}};
+          uint4 r[4];
+          block_codes(st, w, r);
+          const std::uint32_t a[4][4] = {{look(r[0].x), look(r[2].x), look(r[0].y), look(r[2].y)},
+                                         {look(r[0].z), look(r[2].z), look(r[0].w), look(r[2].w)},
+                                         {look(r[1].x), look(r[3].x), look(r[1].y), look(r[3].y)},
+                                         {look(r[1].z), look(r[3].z), look(r[1].w), look(r[3].w)}};
           std::uint64_t desc[4];
           block_descs(st, w, desc);
           float(&cc)[32] = c[w % kDepth];
@@ -342,13 +344,12 @@ __global__ void __launch_bounds__(WgShape<R, P>::kThreads, 1)
   }
   __syncthreads();  // every warp is done with the ring: it takes the partial sums
   if (warp < kWgConsumerWarps) {
-    const int g = lane >> 2, q = lane & 3, rowA = 64 * (warp / 4 % R) + 16 * (warp % 4) + g;
     float* part = reinterpret_cast<float*>(ring);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        part[(kWgTok * (warp / 4 / R) + 8 * j + 2 * q + (e & 1)) * kWgPitch + rowA + 8 * (e >> 1)] = acc[4 * j + e];
+        part[(kWgTok * phase + 8 * j + 2 * q + (e & 1)) * kWgPitch + rowA + 8 * (e >> 1)] = acc[4 * j + e];
   }
 
   // Partial sums of the cluster's ranks, added in rank order; rank c stores rows [c, c + 1)·kWgRows / splits.
@@ -386,12 +387,21 @@ constexpr bool kFoldOf = R == 3;
 // Splits of K (cluster size) for a CTA shape: the most of 8, 4, 2, 1 that keeps the grid within one wave, gives every
 // CTA at least 2 steps and fits as clusters on this device (the occupancy query: clusters of 4 CTAs of this
 // size did not all fit on the H200, whose GPCs do not all hold a multiple of 4 SMs).
+// The kernel of a CTA shape, its dynamic shared-memory limit raised once (the error, if any, in *rc).
 template <class ActT, int R, int P>
-int choose_splits(std::size_t row_blocks, int ksteps) {
+auto wgmma_kernel(int* rc) {
   const auto kernel = gemm4_wgmma_kernel<ActT, R, P, kFoldOf<R>>;
-  const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
   static const int attr_rc = static_cast<int>(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WgShape<R, P>::kSmemBytes));
+  *rc = attr_rc;
+  return kernel;
+}
+
+template <class ActT, int R, int P>
+int choose_splits(std::size_t row_blocks, int ksteps) {
+  int attr_rc = 0;
+  const auto kernel = wgmma_kernel<ActT, R, P>(&attr_rc);
+  const std::size_t sms = static_cast<std::size_t>(detail::sm_count());
   if (attr_rc != 0) return 1;
   for (int s = 8; s > 1; s /= 2) {
     if (row_blocks * static_cast<std::size_t>(s) > sms || ksteps < 2 * s) continue;
@@ -444,9 +454,8 @@ WgPlan choose_plan(std::size_t n, int ksteps) {
 template <class ActT, int R, int P>
 int launch_t(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, ActT* y, cudaStream_t st, int splits) {
   using Sh = WgShape<R, P>;
-  const auto kernel = gemm4_wgmma_kernel<ActT, R, P, kFoldOf<R>>;
-  static const int attr_rc =
-      static_cast<int>(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmemBytes));
+  int attr_rc = 0;
+  const auto kernel = wgmma_kernel<ActT, R, P>(&attr_rc);
   if (attr_rc != 0) return attr_rc;
   // codes: N rows of K/2 bytes, boxes of kRows rows × 128 bytes; x: [block of 64][token][64 values], boxes of
   // 4 blocks × 64 tokens (tokens past M read as zero).
