@@ -1,7 +1,7 @@
 // kernels/cuda/gemm4_parts.cuh — pieces the 4-bit GEMM kernels share
 // (gemm4.cu: mma.sync kernels; gemm4_wgmma.cu: the wgmma kernel): the
 // 256-entry table of value pairs, double-quantized block scales, mbarriers,
-// TMA copies and tensor maps. Internal to kernels/cuda.
+// cp.async copies (mbarriers, TMA, tensor maps: hopper.cuh). Internal to kernels/cuda.
 #pragma once
 
 #include <cuda.h>
@@ -15,8 +15,11 @@
 
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/gemm4.cuh"
+#include "kernels/cuda/hopper.cuh"
 
 namespace lowbit::cuda::gemm4_parts {
+
+using namespace lowbit::cuda::hopper;
 
 struct Dyn8Table {
   float v[256];
@@ -93,68 +96,6 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint64_t* bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint64_t* bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n"
-      "W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      " @!p bra W;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-// TMA copies of one box of a 2-D / 3-D tensor map at (c0 innermost, c1, c2) into shared memory, completing on bar.
-__device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap* map, int c0, int c1, std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
-      "[%4];\n" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
-      : "memory");
-}
-__device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap* map, int c0, int c1, int c2,
-                                       std::uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
-      "[%5];\n" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
-      : "memory");
-}
-// Byte offset of (row, 16-byte chunk) in a 128-byte-swizzled box of 128-byte rows.
-__device__ __forceinline__ int swz128(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
-
-// cuTensorMapEncodeTiled from the driver (no libcuda link needed).
-inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess)
-      p = nullptr;
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-  }();
-  return fn;
-}
-
-// A row-major tensor of `rank` dimensions (dims innermost first, pitches in bytes of dims 1 …) with
-// 128-byte-swizzled boxes; out-of-range elements read as zero.
-inline bool encode_map(CUtensorMap* map, CUtensorMapDataType type, const void* base, int rank,
-                       const cuuint64_t* dims, const cuuint64_t* pitches, const cuuint32_t* box) {
-  const auto encode = tensor_map_encoder();
-  const cuuint32_t estr[3] = {1, 1, 1};
-  return encode != nullptr &&
-         encode(map, type, rank, const_cast<void*>(base), dims, pitches, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 // The wgmma kernel (gemm4_wgmma.cu; M ≤ 64 tokens, block 64, K % 256 == 0,
 // the TMA kernel's domain): whether this build and device run it (it needs
 // the sm_90a code), and its launch. act_bf16: bf16 (else fp16) x and y.

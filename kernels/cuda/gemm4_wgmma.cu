@@ -60,20 +60,9 @@ struct WgShape {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 
-__device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-}
 // Arrives on bar once this thread's earlier cp.async copies have landed (the barrier's count includes it).
 __device__ __forceinline__ void cp_async_arrive_noinc(std::uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-}
-
-// Shared-memory descriptor of a K-major operand with the 128-byte swizzle (TMA's SWIZZLE_128B): rows of
-// 128 bytes, 8-row groups 1024 bytes apart (the stride byte offset); the leading byte offset is unused.
-__device__ __forceinline__ std::uint64_t wg_desc(const void* p) {
-  const std::uint64_t a = smem_addr(p);
-  return ((a & 0x3FFFFu) >> 4) | (std::uint64_t{1} << 16) | (std::uint64_t{1024 >> 4} << 32) |
-         (std::uint64_t{1} << 62);
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -104,12 +93,6 @@ __device__ __forceinline__ void wgmma_m64n64k16<__half>(float (&d)[32], const st
 }
 #undef LOWBIT_WGMMA_OPERANDS
 #undef LOWBIT_WGMMA_ARGS
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wg_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
 // Keeps the compiler from moving accesses to accumulators across the asynchronous wgmma.
 __device__ __forceinline__ void pin(float (&r)[32]) {
 #pragma unroll
