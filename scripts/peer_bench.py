@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import time
 
@@ -305,10 +306,63 @@ def of_rounds(rounds):
                 calls=rounds[0]["calls"])
 
 
+class LowbitLib:
+    """lowbit's matmuls from liblowbit_capi.so (kernels/capi/lowbit_capi.cpp) through ctypes, so that they are
+    timed in this process, interleaved with the peers on the same tensors: the GEMMs of LLM layers run at the
+    card's power limit and their clock follows what ran just before, which two processes never share."""
+
+    def __init__(self, torch, path):
+        import ctypes
+        self.torch, self.lib = torch, ctypes.CDLL(path)
+        vp, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+        L = self.lib
+        L.lowbit_capi_last_error.restype = ctypes.c_char_p
+        L.lowbit_fp8_gemm.argtypes = [i, i, i, i, vp, vp, vp, vp, vp, vp]
+        L.lowbit_int8_gemm.argtypes = [i, i, i, vp, vp, vp, vp]
+        L.lowbit_llm_int8_create.argtypes = [i, vp, i, i, i, f, vp]
+        L.lowbit_llm_int8_create.restype = vp
+        L.lowbit_llm_int8_forward.argtypes = [vp, vp, vp, i, vp]
+        L.lowbit_llm_int8_destroy.argtypes = [vp]
+
+    def _stream(self):
+        return self.torch.cuda.current_stream().cuda_stream  # the capture stream inside torch.cuda.graph
+
+    def _ok(self, rc, what):
+        if rc:
+            raise RuntimeError(f"lowbit {what}: {self.lib.lowbit_capi_last_error().decode()}")
+
+    def fp8_gemm(self, x, w, y, sx, sw):
+        """y = x · wᵀ: x (M×K e4m3 or e5m2), w (N×K e4m3), y (≥ M×N bf16), sx / sw one fp32 each."""
+        M, K = x.shape
+        self._ok(self.lib.lowbit_fp8_gemm(int(x.dtype == self.torch.float8_e5m2), M, w.shape[0], K, x.data_ptr(),
+                                          w.data_ptr(), y.data_ptr(), sx.data_ptr(), sw.data_ptr(), self._stream()),
+                 "fp8_gemm")
+
+    def int8_gemm(self, x, w, c):
+        M, K = x.shape
+        self._ok(self.lib.lowbit_int8_gemm(M, w.shape[0], K, x.data_ptr(), w.data_ptr(), c.data_ptr(), self._stream()),
+                 "int8_gemm")
+
+    def llm_int8(self, w16, max_m, threshold=6.0):
+        """An LLM.int8 layer on w16 (N×K fp16 or bf16, kept alive by the caller); returns (forward, destroy)."""
+        N, K = w16.shape
+        h = self.lib.lowbit_llm_int8_create(int(w16.dtype == self.torch.float16), w16.data_ptr(), N, K, max_m,
+                                            threshold, self._stream())
+        if not h:
+            raise RuntimeError(f"lowbit llm_int8_create: {self.lib.lowbit_capi_last_error().decode()}")
+        self.torch.cuda.synchronize()
+
+        def forward(x, y):
+            self._ok(self.lib.lowbit_llm_int8_forward(h, x.data_ptr(), y.data_ptr(), x.shape[0], self._stream()),
+                     "llm_int8_forward")
+        return forward, lambda: self.lib.lowbit_llm_int8_destroy(h)
+
+
 def run_interleaved(b, cands, M, K, N, rot):
     """lowbit kernel-bench's interleaving: each candidate's first call, then its eager timing (once); then
-    `rounds` rounds, each timing every candidate once in a CUDA graph. A candidate that cannot be captured
-    (graph=False: bnb) is timed eagerly in every round instead, so its figure is a median of rounds too."""
+    `rounds` rounds, each timing every candidate once in a CUDA graph, each round after the first in a new
+    (fixed-seed) order. A candidate that cannot be captured (graph=False: bnb) is timed eagerly in every round instead, so its figure
+    is a median of rounds too."""
     torch, a = b.torch, b.args
     calls, reps, warmup = (2 if M >= 2048 else 10), (10 if a.quick else 20), 3
     flops = 2.0 * M * N * K
@@ -322,8 +376,11 @@ def run_interleaved(b, cands, M, K, N, rot):
             live.append(c)
         except Exception as ex:
             b.note(f"{c['op']} {c['impl']} {c['fmt']} M={M} K={K} N={N}: skipped ({type(ex).__name__}: {str(ex)[:160]})")
-    for _ in range(a.rounds):
-        for c in live:
+    order, rng = list(range(len(live))), random.Random(20261127)
+    for r in range(a.rounds):
+        if r:  # a new order each round, as lowbit kernel-bench does: the power-limit clock follows the neighbour
+            rng.shuffle(order)
+        for c in (live[j] for j in order):
             if not c["ok"]:
                 continue
             try:
@@ -348,12 +405,20 @@ def run_interleaved(b, cands, M, K, N, rot):
         gtxt = (f"{g['median_us']:9.2f} us ({len(c['rounds'])} rounds)" if g and c["graph"] else
                 "n/a (eager only)" if not c["graph"] else "failed")
         etxt = f"{e['median_us']:9.2f} us" if e else "failed"
-        print(f"  {label:<72} eager {etxt}  graph {gtxt}", file=sys.stderr, flush=True)
+        each = " ".join(f"{x['median_us']:.0f}" for x in c["rounds"])
+        print(f"  {label:<72} eager {etxt}  graph {gtxt}  rounds: {each}", file=sys.stderr, flush=True)
 
 
 def run_matmul(b, bnb):
-    """Issue 11's peers on lowbit kernel-bench --ops matmul's shapes."""
+    """Issue 11's peers on lowbit kernel-bench --ops matmul's shapes; with --lowbit-lib, lowbit's FP8 / int8
+    GEMMs and LLM.int8 layer in the same rounds (impl "lowbit-inproc")."""
     torch, a = b.torch, b.args
+    lb = None
+    if a.lowbit_lib:
+        try:
+            lb = LowbitLib(torch, a.lowbit_lib)
+        except OSError as ex:
+            b.note(f"--lowbit-lib {a.lowbit_lib}: not loadable ({ex}); lowbit-inproc rows skipped")
     shapes = [(8192, 8192)] if a.quick else parse_shapes(a.matmul_shapes)
     ms = [16, 2048] if a.quick else [int(m) for m in a.matmul_m.split(",")]
     fracs = [float(f) for f in a.outliers.split(",")]
@@ -363,11 +428,11 @@ def run_matmul(b, bnb):
         b.note("bnb LLM.int8 (bnb.matmul, threshold 6.0): eager only: it finds the outlier columns with a host "
                "synchronisation, so CUDA graph capture fails; its eager time is taken in every round")
     for K, N in shapes:
-        bnb = matmul_shape(b, bnb, K, N, ms, fracs)  # its tensors are freed on return
+        bnb = matmul_shape(b, bnb, lb, K, N, ms, fracs)  # its tensors are freed on return
         torch.cuda.empty_cache()
 
 
-def matmul_shape(b, bnb, K, N, ms, fracs):
+def matmul_shape(b, bnb, lb, K, N, ms, fracs):
     """One K x N shape at every M; returns bnb, or None where its setup failed."""
     torch, max_m, e4m3 = b.torch, max(ms), b.torch.float8_e4m3fn
     rot = b.rotation(K * N)  # the smallest weight form (int8 / e4m3) defeats L2
@@ -398,7 +463,21 @@ def matmul_shape(b, bnb, K, N, ms, fracs):
                        f"bnb LLM.int8 not timed")
                 bnb = None
                 lt = []
-    x16 = {f: plant_outliers(x.to(torch.float16), f) for f in fracs} if bnb else {}
+    x16 = {f: plant_outliers(x.to(torch.float16), f) for f in fracs} if bnb or lb else {}
+    layers, destroy = [], []  # lowbit's LLM.int8 layers on the fp16 weights, as bnb gets them
+    if lb:
+        y16, c32 = torch.empty(max_m, N, device="cuda", dtype=torch.bfloat16), torch.empty(
+            max_m, N, device="cuda", dtype=torch.int32)
+        yh = torch.empty(max_m, N, device="cuda", dtype=torch.float16)
+        try:
+            for r in range(rot):
+                wh = w16[r].to(torch.float16)
+                fwd, dst = lb.llm_int8(wh, max_m)
+                layers.append((fwd, wh))
+                destroy.append(dst)
+        except RuntimeError as ex:
+            b.note(f"lowbit-inproc LLM.int8 K={K} N={N}: {ex}")
+            layers = []
     for M in ms:
         xm, x8m, xf8m = x[:M], x8[:M], xf8[:M]
         wb = float(K * N)
@@ -415,6 +494,14 @@ def matmul_shape(b, bnb, K, N, ms, fracs):
         cand("matmul", "torch._scaled_mm", "e4m3fn", "bf16", wb + 1.0 * M * K + 2.0 * M * N,
              lambda i: torch._scaled_mm(xf8m, wf8[i % rot].t(), scale_a=sx, scale_b=sw[i % rot],
                                         out_dtype=torch.bfloat16))
+        if lb:
+            cand("matmul", "lowbit-inproc", "e4m3fn", "bf16", wb + 1.0 * M * K + 2.0 * M * N,
+                 lambda i: lb.fp8_gemm(xf8m, wf8[i % rot], y16, sx, sw[i % rot]))
+            cand("matmul", "lowbit-inproc", "int8", "int32", wb + 1.0 * M * K + 4.0 * M * N,
+                 lambda i: lb.int8_gemm(x8m, w8[i % rot], c32))
+            for f in (fracs if layers else []):
+                cand("linear", "lowbit-inproc", "llm.int8", "fp16", wb + 4.0 * N + 2.0 * M * K + 2.0 * M * N,
+                     lambda i, xo=x16[f][:M]: layers[i % rot][0](xo, yh), frac=f)
         for f in (fracs if lt else []):
             xo = x16[f][:M]
             cand("linear", "bnb", "llm.int8", "fp16", wb + 4.0 * N + 2.0 * M * K + 2.0 * M * N,
@@ -422,6 +509,9 @@ def matmul_shape(b, bnb, K, N, ms, fracs):
                  graph=False, frac=f)
         with torch.no_grad():
             run_interleaved(b, cands, M, K, N, rot)
+    torch.cuda.synchronize()
+    for d in destroy:
+        d()
     return bnb
 
 
@@ -597,6 +687,26 @@ def compare_matmul(rows, copy, p):
             bnb = find("linear", "bnb", "llm.int8", K, N, M, "eager", frac=f)
             p(f"{f'{K}x{N}':<12} {M:>5} {f'{100 * f:g} %':>8} | {cell(lg, le, 16)} {cell(bg, be)} {t(bnb):12.1f} | "
               f"{ratio(t(bg), t(lg)):>8} {ratio(t(bnb), t(lg)):>8} {ratio(t(bnb), t(le)):>20}")
+    same = sorted({(r["K"], r["N"], r["M"]) for r in mm if r["impl"] == "lowbit-inproc"})
+    if same:
+        p()
+        p("### Same process (peer_bench --lowbit-lib): lowbit through liblowbit_capi.so, interleaved with the peers "
+          "on the same tensors; graph us (bnb: eager); speed-up = peer / lowbit")
+        fr = sorted({float(r.get("outlier_frac", 0.0)) for r in mm if r["impl"] == "lowbit-inproc" and r["format"] == "llm.int8"})
+        p(f"{'K x N':<12} {'M':>5} | {'lowbit e4m3':>11} {'_scaled_mm':>10} {'vs':>7} | {'lowbit int8':>11} "
+          f"{'_int_mm':>9} {'vs':>7} | {'torch bf16':>10} | " +
+          " | ".join(f"{'LLM.int8 ' + format(100 * f, 'g') + ' %':>16} {'vs bf16':>7} {'bnb':>8} {'vs bnb':>7}" for f in fr))
+        for K, N, M in same:
+            le, se = find("matmul", "lowbit-inproc", "e4m3fn", K, N, M), find("matmul", "torch._scaled_mm", "e4m3fn", K, N, M)
+            li, ti = find("matmul", "lowbit-inproc", "int8", K, N, M), find("matmul", "torch._int_mm", "int8", K, N, M)
+            tb = find("matmul", "torch", "bf16", K, N, M)
+            cells = []
+            for f in fr:
+                ll = find("linear", "lowbit-inproc", "llm.int8", K, N, M, frac=f)
+                bb = find("linear", "bnb", "llm.int8", K, N, M, "eager", frac=f)
+                cells.append(f"{t(ll):16.1f} {ratio(t(tb), t(ll)):>7} {t(bb):8.1f} {ratio(t(bb), t(ll)):>7}")
+            p(f"{f'{K}x{N}':<12} {M:>5} | {t(le):11.1f} {t(se):10.1f} {ratio(t(se), t(le)):>7} | {t(li):11.1f} "
+              f"{t(ti):9.1f} {ratio(t(ti), t(li)):>7} | {t(tb):10.1f} | " + " | ".join(cells))
     q = [r for r in rows if r["op"] == "quantize" and r["format"] == "e4m3fn@tensor" and r["mode"] == "graph"]
     if q:
         p()
@@ -719,6 +829,9 @@ def main():
     r.add_argument("--outliers", default=",".join(f"{f:g}" for f in OUTLIERS),
                    help="fractions of activation columns planted as outliers for bnb LLM.int8")
     r.add_argument("--rounds", type=int, default=5, help="matmul: interleaved rounds (median of the rounds' medians)")
+    r.add_argument("--lowbit-lib", default=os.environ.get("LOWBIT_CAPI"),
+                   help="matmul: liblowbit_capi.so; lowbit's FP8 / int8 GEMMs and LLM.int8 layer are then timed in "
+                        "this process too, interleaved with the peers (impl lowbit-inproc); default $LOWBIT_CAPI")
     c = sub.add_parser("compare", help="side-by-side table of lowbit and peer results")
     c.add_argument("lowbit")
     c.add_argument("peers", nargs="?")

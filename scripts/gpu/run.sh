@@ -39,14 +39,14 @@ log() { echo "== $*" >> "$OUT/summary.txt"; }
 if [[ " $steps " == *" build-kernels "* ]]; then
   bdir=build/gpu-helper
   cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real > "$OUT/build_kernels.log" 2>&1 &&
-    cmake --build "$bdir" --target lowbit test_cuda_blockwise test_cuda_scaled test_cuda_llm_int8 -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
+    cmake --build "$bdir" --target lowbit lowbit_capi test_cuda_blockwise test_cuda_scaled test_cuda_llm_int8 -j"${JOBS:-2}" >> "$OUT/build_kernels.log" 2>&1 ||
     { tail -n 30 "$OUT/build_kernels.log"; exit 1; }
   rm -rf .gpubin && mkdir -p .gpubin/lib
-  cp "$bdir/bin/lowbit" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_scaled" "$bdir/tests/test_cuda_llm_int8" .gpubin/
+  cp "$bdir/bin/lowbit" "$bdir/lib/liblowbit_capi.so" "$bdir/tests/test_cuda_blockwise" "$bdir/tests/test_cuda_scaled" "$bdir/tests/test_cuda_llm_int8" .gpubin/
   ldd .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_scaled .gpubin/test_cuda_llm_int8 | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudart|libcublas|libcublasLt|libcuda|libpthread|libdl|librt|libresolv|libutil|libnss[^/]*)\.so' |
     xargs -r -I{} cp -L {} .gpubin/lib/
-  strip .gpubin/lowbit .gpubin/test_cuda_blockwise .gpubin/test_cuda_scaled .gpubin/test_cuda_llm_int8 2>/dev/null
+  strip .gpubin/lowbit .gpubin/liblowbit_capi.so .gpubin/test_cuda_blockwise .gpubin/test_cuda_scaled .gpubin/test_cuda_llm_int8 2>/dev/null
   # bitsandbytes without its other CUDA / ROCm builds (129 MB → 4 MB), so that
   # .gpubin alone stays under the 64 MiB carry limit (.whl need not travel).
   mkdir -p .gpubin/wheels
@@ -116,6 +116,8 @@ if [[ " $steps " == *" kernels "* || " $steps " == *" sanitize "* || " $steps " 
       [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
     done
     export LD_LIBRARY_PATH="$PWD/.gpubin/lib:${LD_LIBRARY_PATH:-}"
+    # peer_bench.py --ops matmul then times lowbit's matmuls in its own process too (lowbit-inproc rows).
+    [ -f .gpubin/liblowbit_capi.so ] && export LOWBIT_CAPI="$PWD/.gpubin/liblowbit_capi.so"
     log "cuBLASLt: $(ldd .gpubin/lowbit | awk '/libcublasLt/{print $3}')"
     ldd .gpubin/lowbit | grep "not found" && log "kernels: missing libraries (above)"
   else
