@@ -250,20 +250,16 @@ TEST(CudaLlmInt8, OutliersTenTimesBetterThanPlainInt8) {
 // the 512 gathered: the rest read directly from X and W), with and without
 // the 16-bit weight, bf16 and fp16. Integer sums are exact in any order and
 // the dequantization is the same float operations, so any difference is a bug.
-TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
-  SKIP_WITHOUT_GPU();
+// Every output of `path` equals the cuBLASLt path's bit for bit (both exact in the integer part, the
+// same float operations after it), over K × N shapes with 0, 1, 4 and 750 outlier columns (past the
+// 512 gathered ones), with and without the 16-bit weight, bf16 and fp16.
+struct PathCase {
+  int k, n;
+  std::vector<int> outliers;
+};
+void expect_path_equals_cublaslt(cuda::Int8Path path, const char* name, std::vector<PathCase> cases, std::vector<int> ms,
+                                 std::vector<Act> acts) {
   cuda::LtGemm gemm;
-  struct Case { int k, n; std::vector<int> outliers; };
-  std::vector<int> many;
-  for (int c = 1; c < 1500; c += 2) many.push_back(c);  // 750 columns
-  std::vector<Case> cases = {{200, 72, {}}, {1000, 53, {7}}, {4096, 1024, {5, 900, 901, 4000}}, {1500, 40, many}};
-  std::vector<int> ms = {1, 5, 8, 13, 16, 17, 32};
-  std::vector<Act> acts = {Act::bf16, Act::f16};
-  if (std::getenv("LOWBIT_TEST_SMALL")) {  // the compute-sanitizer runs: one of each kind
-    cases = {{1000, 53, {7}}, {1500, 40, many}};
-    ms = {5, 17};
-    acts = {Act::bf16};
-  }
   for (Act act : acts) {
     const auto fmt = act == Act::bf16 ? bf16 : fp16;
     for (const auto& [k, n, outliers] : cases) {
@@ -288,8 +284,8 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
         auto q = cuda::quantize_weight(act, dw.p, n, k, nullptr);
         for (bool with_w16 : {true, false}) {
           cuda::LlmInt8Layer layer(gemm, q, act, m, outliers.empty() ? INFINITY : 6.0f, with_w16 ? dw.p : nullptr);
-          auto run = [&](cuda::Int8Path path) {
-            layer.set_path(path);
+          auto run = [&](cuda::Int8Path p) {
+            layer.set_path(p);
             layer.forward(dx.p, y.p, m, nullptr);
             cuda::check_cuda(cudaDeviceSynchronize(), "sync");
             int count = 0;
@@ -297,20 +293,45 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
             if (!outliers.empty()) EXPECT_EQ(count, static_cast<int>(outliers.size()));
             return y.download(outputs);
           };
-          const auto general = run(cuda::Int8Path::cublaslt), got = run(cuda::Int8Path::fused_small_m);
-          std::size_t bad = 0;
-          for (std::size_t i = 0; i < outputs; ++i)
-            if (got[i] != general[i] && ++bad <= 3)
-              ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << "x" << n << " outliers "
-                            << outliers.size() << (with_w16 ? " w16" : " int8 w") << " at (" << i / n << ", " << i % n
-                            << "): cuBLASLt path " << decode<float>(fmt, general[i]) << ", fused "
-                            << decode<float>(fmt, got[i]);
-          EXPECT_EQ(bad, 0u) << m << "x" << k << "x" << n << " outliers " << outliers.size();
+          // Twice: the second call finds the flags the first one's path cleared.
+          const auto general = run(cuda::Int8Path::cublaslt);
+          for (int call = 0; call < 2; ++call) {
+            const auto got = run(path);
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < outputs; ++i)
+              if (got[i] != general[i] && ++bad <= 3)
+                ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << "x" << n << " outliers "
+                              << outliers.size() << (with_w16 ? " w16" : " int8 w") << " at (" << i / n << ", "
+                              << i % n << "): cuBLASLt path " << decode<float>(fmt, general[i]) << ", " << name << " "
+                              << decode<float>(fmt, got[i]);
+            EXPECT_EQ(bad, 0u) << name << " " << m << "x" << k << "x" << n << " outliers " << outliers.size()
+                               << " call " << call;
+          }
         }
         cuda::free_weight(q);
       }
     }
   }
+}
+
+std::vector<int> many_outliers() {
+  std::vector<int> many;
+  for (int c = 1; c < 1500; c += 2) many.push_back(c);  // 750 columns
+  return many;
+}
+
+TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  std::vector<PathCase> cases = {{200, 72, {}}, {1000, 53, {7}}, {4096, 1024, {5, 900, 901, 4000}}, {1500, 40, many_outliers()}};
+  std::vector<int> ms = {1, 5, 8, 13, 16, 17, 32};
+  std::vector<Act> acts = {Act::bf16, Act::f16};
+  if (std::getenv("LOWBIT_TEST_SMALL")) {  // the compute-sanitizer runs: one of each kind
+    cases = {{1000, 53, {7}}, {1500, 40, many_outliers()}};
+    ms = {5, 17};
+    acts = {Act::bf16};
+  }
+  expect_path_equals_cublaslt(cuda::Int8Path::fused_small_m, "fused", cases, ms, acts);
   // The fused path takes at most 32 tokens: more is a clear error.
   const Data w = make(16, 64, 0.05, 5);
   DeviceBuffer<std::uint16_t> dw(w.bits.size()), dx(static_cast<std::size_t>(33) * 64), dy(static_cast<std::size_t>(33) * 16);
@@ -323,6 +344,23 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
 }
 
 // The whole layer captured in one CUDA graph replays to the eager result.
+// The wgmma GEMM (sm_90a on a 9.0 device; skipped elsewhere): partial token and feature tiles, K not a
+// multiple of its 128-byte steps, fewer steps than its 4 stages, several raster groups of 16 token tiles.
+TEST(CudaLlmInt8, WgmmaPathEqualsCublasLtPathBitForBit) {
+  SKIP_WITHOUT_GPU();
+  if (!cuda::LlmInt8Layer::wgmma_available()) GTEST_SKIP() << "no sm_90a build or no compute capability 9.0 device";
+  std::vector<PathCase> cases = {{200, 72, {}}, {1000, 600, {7}}, {4096, 1024, {5, 900, 901, 4000}},
+                                 {1500, 40, many_outliers()}, {384, 520, {3}}};
+  std::vector<int> ms = {1, 17, 100, 128, 129, 300, 2100};
+  std::vector<Act> acts = {Act::bf16, Act::f16};
+  if (std::getenv("LOWBIT_TEST_SMALL")) {
+    cases = {{1000, 600, {7}}, {1500, 40, many_outliers()}};
+    ms = {17, 300};
+    acts = {Act::bf16};
+  }
+  expect_path_equals_cublaslt(cuda::Int8Path::wgmma, "wgmma", cases, ms, acts);
+}
+
 TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
   SKIP_WITHOUT_GPU();
   cuda::LtGemm gemm;

@@ -36,6 +36,8 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -134,6 +136,7 @@ struct Options {
   std::vector<std::pair<std::size_t, std::size_t>> matmul_shapes;  // K × N
   std::vector<std::size_t> matmul_ms;
   std::vector<double> outliers;  // planted outlier-column fractions for llm.int8
+  std::vector<std::string> matmul_formats;  // matmul candidates to time (by format); empty: all
   int rounds = 5;                // interleaved rounds
   bool quick = false;
   bool quiet = false;
@@ -570,8 +573,16 @@ void run_interleaved(Bench& b, std::vector<Candidate>& cs, std::uint64_t element
       drop(c, "first call", e);
     }
   }
-  for (int r = 0; r < b.opt.rounds; ++r)
-    for (Candidate& c : cs) {
+  // Each round after the first runs the candidates in a new order (a fixed-seed shuffle): a GEMM at the
+  // power limit runs up to 15 % slower right after another heavy one than after a light one, so a fixed
+  // order would hand each candidate the same neighbour, and the same bias, in every round.
+  std::vector<std::size_t> order(cs.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::mt19937 shuffle_rng(20261127);
+  for (int r = 0; r < b.opt.rounds; ++r) {
+    if (r > 0) std::shuffle(order.begin(), order.end(), shuffle_rng);
+    for (const std::size_t j : order) {
+      Candidate& c = cs[j];
       if (!c.ok) continue;
       try {
         c.rounds.push_back(time_graph(c.launch, cfg, b.stream));
@@ -579,6 +590,7 @@ void run_interleaved(Bench& b, std::vector<Candidate>& cs, std::uint64_t element
         drop(c, "graph", e);
       }
     }
+  }
   for (const Candidate& c : cs) {
     if (c.eager.reps == 0) continue;  // never ran
     const bool graph = c.ok && !c.rounds.empty();
@@ -687,6 +699,8 @@ void run_matmul(Bench& b) {
       std::vector<Candidate> cs;
       auto add = [&](std::string op, std::string impl, std::string format, std::string dtype, double frac,
                      double bytes, LaunchFn f) {
+        const auto& keep = b.opt.matmul_formats;
+        if (!keep.empty() && std::find(keep.begin(), keep.end(), format) == keep.end()) return;
         Candidate c;
         c.op = std::move(op);
         c.impl = std::move(impl);
@@ -714,11 +728,12 @@ void run_matmul(Bench& b) {
       });
       // Layers: int8 weight + its per-row absmax, bf16 in and out.
       const double layer_bytes = wb + 4.0 * N + act16 + out16;
-      // The layers' automatic path and, where that is the small-M one, the cuBLASLt path for
-      // comparison in the same rounds ("lowbit-cublaslt": flag and quantize launches, cuBLASLt's
+      // The layers' automatic path and, where that is the small-M or the wgmma one, the cuBLASLt path
+      // for comparison in the same rounds ("lowbit-cublaslt": flag and quantize launches, cuBLASLt's
       // int8 GEMM, the epilogue).
       std::vector<std::pair<const char*, Int8Path>> paths = {{"lowbit", Int8Path::automatic}};
-      if (m <= kFusedAutoMaxM) paths.push_back({"lowbit-cublaslt", Int8Path::cublaslt});
+      llm[0]->set_path(Int8Path::automatic);  // an earlier candidate may have left another
+      if (llm[0]->path_for(m) != Int8Path::cublaslt) paths.push_back({"lowbit-cublaslt", Int8Path::cublaslt});
       for (const auto& impl_path : paths) {
         const char* impl = impl_path.first;
         const Int8Path path = impl_path.second;
@@ -887,6 +902,10 @@ int run_cli(const std::vector<std::string>& args) {
       "outliers", po::value<std::string>()->default_value("0,0.001,0.01")->value_name("LIST"),
       "fractions of activation columns planted as outliers (x20) for the LLM.int8 layer, each in [0, 0.5] "
       "(0.001 = 0.1 %; the unit of matmul-error's --outlier-frac)")(
+      "matmul-formats", po::value<std::string>()->default_value("all")->value_name("LIST"),
+      "matmul candidates to time, by format: bf16, int8, e4m3fn, e5m2xe4m3fn, int8@row, llm.int8, e4m3fn@tensor "
+      "(all: every one; fewer candidates change what runs between them, and so the clocks a GEMM at the power "
+      "limit gets)")(
       "rounds", po::value<int>()->default_value(5)->value_name("R"),
       "matmul / fp8quant: interleaved rounds; the reported graph median is the median of the rounds' medians")(
       "shapes", po::value<std::string>()->default_value("4096x4096,4096x11008,8192x8192,8192x28672,28672x8192")->value_name("KxN,..."),
@@ -930,6 +949,16 @@ int run_cli(const std::vector<std::string>& args) {
     if (o.matmul_ms.back() > 65536) throw UsageError("kernel-bench: --matmul-m: '" + m + "' is above 65536");
   }
   if (o.matmul_ms.empty()) throw UsageError("kernel-bench: --matmul-m needs at least one batch size");
+  if (const auto f = (*vm)["matmul-formats"].as<std::string>(); f != "all") {
+    const std::vector<std::string> known = {"bf16", "int8", "e4m3fn", "e5m2xe4m3fn", "int8@row", "llm.int8", "e4m3fn@tensor"};
+    for (const auto& name : split_list(f)) {
+      if (std::find(known.begin(), known.end(), name) == known.end())
+        throw UsageError("kernel-bench: --matmul-formats: unknown format '" + name + "' (one of bf16, int8, e4m3fn, "
+                         "e5m2xe4m3fn, int8@row, llm.int8, e4m3fn@tensor, or all)");
+      o.matmul_formats.push_back(name);
+    }
+    if (o.matmul_formats.empty()) throw UsageError("kernel-bench: --matmul-formats needs at least one format");
+  }
   for (const auto& f : split_list((*vm)["outliers"].as<std::string>())) {
     double v = -1;
     try {

@@ -2,6 +2,7 @@
 #include "kernels/cuda/llm_int8.cuh"
 
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/llm_int8_parts.cuh"
 
 #include <cooperative_groups.h>
 
@@ -15,6 +16,7 @@ namespace lowbit::cuda {
 namespace {
 
 namespace cg = cooperative_groups;
+using namespace llm_int8_parts;
 
 constexpr int kThreads = 256;
 // The flag kernel's blocks: its last block compacts the flags alone, 8 per
@@ -24,7 +26,6 @@ constexpr int kThreads = 256;
 constexpr int kFlagThreads = 1024;
 constexpr int kEpilogueRows = 4;      // output rows per epilogue block (more: 118 registers, 25 % occupancy)
 constexpr int kEpilogueCols = 4;      // output columns per epilogue thread (one 16-byte int32 load)
-constexpr int kGatheredCapacity = 512;  // outlier weight columns kept dequantized and contiguous
 
 using detail::load1;
 using detail::store1;
@@ -50,14 +51,6 @@ __device__ __forceinline__ std::int8_t quantize_int8(float x, float scale) {
 // Four low bytes into one word, first argument lowest.
 __device__ __forceinline__ std::uint32_t pack_bytes(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
   return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
-}
-
-// The int32 product of row and column back to a float: the CPU reference's
-// operations in its order (no FMA). The epilogue and the fused small-M GEMM
-// both call this, so their outputs agree bit for bit.
-__device__ __forceinline__ float dequantize_int32(int q, float row_absmax, float col_absmax) {
-  constexpr float inv_127_sq = 1.0f / (127.0f * 127.0f);
-  return __fmul_rn(static_cast<float>(q), __fmul_rn(__fmul_rn(row_absmax, col_absmax), inv_127_sq));
 }
 
 // Per-row quantization of W: the same rule with threshold +inf.
@@ -183,29 +176,6 @@ __global__ void __launch_bounds__(kFlagThreads) flag_and_compact_kernel(const T*
 // Outlier columns of the weight, contiguous: wc[j][n_padded] fp32 for the
 // first kGatheredCapacity outlier columns (the epilogue reads beyond that
 // directly); columns n … n_padded−1 are 0, so the epilogue loads 4 at a time.
-// The outlier weight value W[n, c]: 16-bit when given, else int8 dequantized.
-template <class T>
-__device__ __forceinline__ float outlier_weight(const T* __restrict__ w16, int k, const std::int8_t* __restrict__ wq,
-                                                const float* __restrict__ w_absmax, int k_padded, int n, int c) {
-  if (w16) return load1(w16 + static_cast<std::size_t>(n) * k + c);
-  return wq[static_cast<std::size_t>(n) * k_padded + c] * (w_absmax[n] / 127.0f);
-}
-
-// The layer's weight and outlier buffers as the kernels see them (one
-// argument instead of a dozen; every step takes it).
-template <class T>
-struct LayerView {
-  const T* w16;
-  const std::int8_t* wq;
-  const float* w_absmax;
-  int n, n_padded, k, k_padded;
-  const int* cols;   // ascending outlier columns
-  const int* count;  // how many
-  float* wc;         // [kGatheredCapacity][n_padded]: W[:, cols[j]] (see outlier_weight)
-  float* xo;         // [m][xo_stride]: X[row, cols[j]] for j < kGatheredCapacity
-  int xo_stride;     // min(k, kGatheredCapacity) rounded up to 4 (16-byte rows)
-};
-
 // The outlier columns of the weight (step 2's extra blocks: `block` counts
 // from 0, blockDim.x columns each).
 template <class T>
@@ -954,6 +924,41 @@ LlmInt8Layer::~LlmInt8Layer() {
   cudaFree(outlier_x_);
 }
 
+bool LlmInt8Layer::wgmma_available() { return int8_wgmma_available(); }
+
+Int8Path LlmInt8Layer::path_for(int m) const {
+  const bool cluster_ok = act_ == Act::bf16 ? prep_cluster_allowed<__nv_bfloat16>() : prep_cluster_allowed<__half>();
+  const bool small_m_fits = cluster_ok && prep_fits(m, w_.k_padded);
+  switch (path_) {
+    case Int8Path::fused_small_m:
+      if (!cluster_ok)
+        throw std::runtime_error("LlmInt8Layer::forward: this device does not run clusters of " +
+                                 std::to_string(kPrepCluster) + " blocks, which the fused small-M path needs");
+      if (!small_m_fits)
+        throw std::invalid_argument("LlmInt8Layer::forward: M = " + std::to_string(m) + ", K = " + std::to_string(w_.k) +
+                                    " is beyond the fused small-M path (M <= " + std::to_string(kFusedMaxM) +
+                                    ", M·K <= " + std::to_string(kPrepCluster * kPrepMaxRowGroups * 8) + " about)");
+      return path_;
+    case Int8Path::wgmma:
+      if (!int8_wgmma_available())
+        throw std::runtime_error("LlmInt8Layer::forward: the wgmma path needs lowbit's sm_90a build on a device of "
+                                 "compute capability 9.0");
+      return path_;
+    case Int8Path::cublaslt:
+      return path_;
+    case Int8Path::automatic:
+      break;
+  }
+  // The fused small-M GEMM where its grid is about one wave (4 blocks per SM): at N = 28672 (3.4 waves)
+  // cuBLASLt's int8 GEMM measured faster (H200).
+  if (small_m_fits && m <= kFusedAutoMaxM && w_.n_padded / kFusedCols <= 4 * detail::sm_count())
+    return Int8Path::fused_small_m;
+  // The wgmma GEMM where its 128 × 256 tiles fill every SM at least once.
+  const long tiles = static_cast<long>((m + 127) / 128) * ((w_.n_padded + 255) / 256);
+  if (tiles >= detail::sm_count() && int8_wgmma_available()) return Int8Path::wgmma;
+  return Int8Path::cublaslt;
+}
+
 void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   if (m <= 0 || m > max_m_)
     throw std::invalid_argument("LlmInt8Layer::forward: m = " + std::to_string(m) + " outside 1.." + std::to_string(max_m_));
@@ -967,20 +972,8 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     return LayerView<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
                         cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
   };
-  const bool cluster_ok = act_ == Act::bf16 ? prep_cluster_allowed<__nv_bfloat16>() : prep_cluster_allowed<__half>();
-  const bool small_m_fits = cluster_ok && prep_fits(m, w_.k_padded);
-  if (path_ == Int8Path::fused_small_m && !cluster_ok)
-    throw std::runtime_error("LlmInt8Layer::forward: this device does not run clusters of " +
-                             std::to_string(kPrepCluster) + " blocks, which the fused small-M path needs");
-  if (path_ == Int8Path::fused_small_m && !small_m_fits)
-    throw std::invalid_argument("LlmInt8Layer::forward: M = " + std::to_string(m) + ", K = " + std::to_string(w_.k) +
-                                " is beyond the fused small-M path (M <= " + std::to_string(kFusedMaxM) + ", M·K <= " +
-                                std::to_string(kPrepCluster * kPrepMaxRowGroups * 8) + " about)");
-  // Where the fused GEMM's grid is about one wave (4 blocks per SM): at N =
-  // 28672 (3.4 waves) cuBLASLt's int8 GEMM measured faster (H200).
-  const bool fused = path_ == Int8Path::fused_small_m ||
-                     (path_ == Int8Path::automatic && small_m_fits && m <= kFusedAutoMaxM &&
-                      w_.n_padded / kFusedCols <= 4 * detail::sm_count());
+  const Int8Path path = path_for(m);
+  const bool fused = path == Int8Path::fused_small_m, wgmma = path == Int8Path::wgmma;
   if (fused) {
     // Two launches: the cluster that flags and quantizes, and the fused GEMM,
     // which starts while the first runs and streams weights until it waits.
@@ -1043,6 +1036,15 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
                                                     find_outliers ? flags_ : nullptr, x_int8_, row_absmax_, view(T{})),
                "quantize_rows_kernel");
   });
+  if (wgmma) {
+    dispatch(act_, [&](auto t) {
+      using T = decltype(t);
+      check_cuda(launch_int8_wgmma(x_int8_, row_absmax_, m, static_cast<const T*>(x), view(T{}), find_outliers, flags_,
+                                   static_cast<T*>(y), true, stream),
+                 "int8_gemm_wgmma_kernel");
+    });
+    return;
+  }
   gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
   // Narrower blocks when there are few output tiles, so that every SM works.
   auto blocks_for = [&](int threads) {

@@ -15,6 +15,8 @@
 //    blocks of the same launch gather the outlier weight columns into a
 //    contiguous [count][N] fp32 block.
 // 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
+//    From about one wave of 128 × 256 output tiles on, steps 3 and 4 are one
+//    kernel instead (Int8Path::wgmma): the sums stay in registers.
 //    At small M (decode) steps 3 and 4 are one kernel instead: the weight
 //    streamed once through the tensor cores (mma.sync), the int32 sums
 //    dequantized in registers (fused_small_m_kernel; the same outputs bit for
@@ -67,10 +69,15 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 //   fused_small_m  one cluster launch flags and quantizes X, one kernel
 //                  multiplies and dequantizes (M ≤ 32 and M·K ≤ 512 Ki);
 //   cublaslt       the flag and quantize launches, cuBLASLt, the epilogue (any M);
+//   wgmma          the flag and quantize launches, then one int8 GEMM on
+//                  Hopper's wgmma with the dequantization and the outlier
+//                  product in its epilogue (llm_int8_wgmma.cu; sm_90a builds
+//                  on a 9.0 device, else forward throws);
 //   automatic      fused_small_m up to M = kFusedAutoMaxM where its grid is
-//                  about one wave (N ≤ 16 · 4 · SMs), else cublaslt.
-// The other two are there for tests and benchmarks.
-enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m };
+//                  about one wave (N ≤ 16 · 4 · SMs); wgmma where available
+//                  and its 128 × 256 tiles fill the SMs at least once; else cublaslt.
+// The others are there for tests and benchmarks.
+enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m, wgmma };
 inline constexpr int kFusedAutoMaxM = 16;
 
 class LlmInt8Layer {
@@ -98,6 +105,10 @@ class LlmInt8Layer {
   const std::int8_t* x_int8() const { return x_int8_; }       // max_m × k_padded
   const float* row_absmax() const { return row_absmax_; }     // [max_m]
   const std::int32_t* c32() const { return c32_; }            // max_m × n_padded; cuBLASLt path only
+  // The path forward takes for M tokens under the current setting.
+  Int8Path path_for(int m) const;
+  // Whether Int8Path::wgmma runs here (lowbit's sm_90a build on a compute capability 9.0 device).
+  static bool wgmma_available();
   const int* outlier_cols() const { return cols_; }           // [count]
   const int* outlier_count() const { return count_; }         // one int
   int k_padded() const { return w_.k_padded; }
