@@ -290,7 +290,9 @@ void expect_path_equals_cublaslt(cuda::Int8Path path, const char* name, std::vec
             cuda::check_cuda(cudaDeviceSynchronize(), "sync");
             int count = 0;
             cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
-            if (!outliers.empty()) EXPECT_EQ(count, static_cast<int>(outliers.size()));
+            if (!outliers.empty()) {
+              EXPECT_EQ(count, static_cast<int>(outliers.size()));
+            }
             return y.download(outputs);
           };
           // Twice: the second call finds the flags the first one's path cleared.
@@ -349,8 +351,9 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
 TEST(CudaLlmInt8, WgmmaPathEqualsCublasLtPathBitForBit) {
   SKIP_WITHOUT_GPU();
   if (!cuda::LlmInt8Layer::wgmma_available()) GTEST_SKIP() << "no sm_90a build or no compute capability 9.0 device";
-  std::vector<PathCase> cases = {{200, 72, {}}, {1000, 600, {7}}, {4096, 1024, {5, 900, 901, 4000}},
-                                 {1500, 40, many_outliers()}, {384, 520, {3}}};
+  std::vector<PathCase> cases = {{200, 72, {}},          {1000, 600, {7}},     {4096, 1024, {5, 900, 901, 4000}},
+                                 {1500, 40, many_outliers()}, {384, 520, {3}}, {2048, 512, {3, 100}},
+                                 {3500, 256, {7}},       {4200, 256, {7}}};
   std::vector<int> ms = {1, 17, 100, 128, 129, 300, 2100};
   std::vector<Act> acts = {Act::bf16, Act::f16};
   if (std::getenv("LOWBIT_TEST_SMALL")) {

@@ -75,7 +75,7 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 //                  on a 9.0 device, else forward throws);
 //   automatic      fused_small_m up to M = kFusedAutoMaxM where its grid is
 //                  about one wave (N ≤ 16 · 4 · SMs); wgmma where available
-//                  and its 128 × 256 tiles fill the SMs at least once; else cublaslt.
+//                  and its 128 × 256 tiles fill 70 % of the SMs; else cublaslt.
 // The others are there for tests and benchmarks.
 enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m, wgmma };
 inline constexpr int kFusedAutoMaxM = 16;
