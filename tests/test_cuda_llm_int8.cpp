@@ -321,6 +321,11 @@ std::vector<int> many_outliers() {
   for (int c = 1; c < 1500; c += 2) many.push_back(c);  // 750 columns
   return many;
 }
+std::vector<int> spread_outliers(int count, int k) {  // `count` columns spread over [0, k)
+  std::vector<int> cols;
+  for (int i = 0; i < count; ++i) cols.push_back(static_cast<int>((2 * i + 1) * static_cast<long>(k) / (2 * count)));
+  return cols;
+}
 
 TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
   SKIP_WITHOUT_GPU();
@@ -351,13 +356,15 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
 TEST(CudaLlmInt8, WgmmaPathEqualsCublasLtPathBitForBit) {
   SKIP_WITHOUT_GPU();
   if (!cuda::LlmInt8Layer::wgmma_available()) GTEST_SKIP() << "no sm_90a build or no compute capability 9.0 device";
+  // 32 outlier columns: the most its epilogue takes; 33 and 750: the int32 product goes to epilogue_kernel.
   std::vector<PathCase> cases = {{200, 72, {}},          {1000, 600, {7}},     {4096, 1024, {5, 900, 901, 4000}},
                                  {1500, 40, many_outliers()}, {384, 520, {3}}, {2048, 512, {3, 100}},
-                                 {3500, 256, {7}},       {4200, 256, {7}}};
+                                 {3500, 256, {7}},       {4200, 256, {7}},    {2000, 300, spread_outliers(32, 2000)},
+                                 {2000, 300, spread_outliers(33, 2000)}};
   std::vector<int> ms = {1, 17, 100, 128, 129, 300, 2100};
   std::vector<Act> acts = {Act::bf16, Act::f16};
   if (std::getenv("LOWBIT_TEST_SMALL")) {
-    cases = {{1000, 600, {7}}, {1500, 40, many_outliers()}};
+    cases = {{1000, 600, {7}}, {1500, 40, many_outliers()}, {2000, 300, spread_outliers(32, 2000)}};
     ms = {17, 300};
     acts = {Act::bf16};
   }

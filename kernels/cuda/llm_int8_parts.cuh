@@ -54,11 +54,15 @@ struct LayerView {
 // epilogue (llm_int8_wgmma.cu, sm_90a): whether this build and device run it,
 // and its launch: y (m × g.n) = dequantize(xq · g.wqᵀ) + X[:, outliers] ·
 // W[:, outliers]ᵀ, the epilogue_kernel's float operations; xq is m × g.k_padded.
-// CTA 0 clears the outlier flags. overlap: programmatic dependent launch.
+// CTA 0 clears the outlier flags. With more than kMaxEpilogueOutliers outlier
+// columns (known on the device only) it writes the int32 product to c32
+// (m × g.n_padded) instead and leaves y to epilogue_kernel, which the host
+// launches after it with that bound. overlap: programmatic dependent launch.
+constexpr int kMaxEpilogueOutliers = 32;
 bool int8_wgmma_available();
 template <class T>
-cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const T* x16,
-                              const LayerView<T>& g, bool outliers, std::uint8_t* flags, T* y, bool overlap,
-                              cudaStream_t stream);
+cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const LayerView<T>& g,
+                              bool outliers, std::uint8_t* flags, std::int32_t* c32, T* y,
+                              bool overlap, cudaStream_t stream);
 
 }  // namespace lowbit::cuda::llm_int8_parts

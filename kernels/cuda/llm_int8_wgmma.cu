@@ -48,6 +48,7 @@ constexpr int kGroupM = 16;        // token tiles per raster group
 constexpr int kSumPitch = kBN + 4;  // int32 sums per row in shared memory after the main loop (fewer bank conflicts)
 constexpr int kSumBytes = kBM * kSumPitch * 4;
 constexpr int kStagedCols = 32;     // outlier columns the epilogue reads from shared memory
+static_assert(kMaxEpilogueOutliers <= kStagedCols, "the epilogue stages every outlier column it takes");
 constexpr int kRegCols = 8;         // of those, held in registers (0.1 % of K = 8192 is 8 columns)
 static_assert(kSumBytes + kStagedCols * (kBN + kBM) * 4 + kBM * 4 <= kStages * kStageBytes,
               "the epilogue's arrays fit in the ring");
@@ -103,8 +104,8 @@ __device__ __forceinline__ std::uint32_t pack2(__half*, float lo, float hi) { re
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 1)
     int8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
-                           const float* __restrict__ row_absmax, int m, const T* __restrict__ x16, LayerView<T> g,
-                           std::uint8_t* __restrict__ flags, T* __restrict__ y) {
+                           const float* __restrict__ row_absmax, int m, LayerView<T> g,
+                           std::uint8_t* __restrict__ flags, std::int32_t* __restrict__ c32, T* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char smem_raw[];
   // TMA's 128-byte swizzle needs 1024-byte-aligned boxes.
@@ -182,24 +183,38 @@ __global__ void __launch_bounds__(kThreads, 1)
   asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
   float* staged_r = reinterpret_cast<float*>(ring + kSumBytes + kStagedCols * (kBN + kBM) * 4);  // [kBM]
   if (tid < kBM) staged_r[tid] = m0 + tid < m ? row_absmax[m0 + tid] : 0.0f;
-  int count = 0, direct = 0;
+  int count = 0;  // outlier columns, ≤ kMaxEpilogueOutliers here: all staged in shared memory
   if constexpr (kOutliers) {
     count = *g.count;
-    direct = min(count, kGatheredCapacity);
+    if (count > kMaxEpilogueOutliers) {
+      // Too many outlier columns for this epilogue (it runs while the SM's tensor cores wait: 1 % of
+      // K = 8192 made the layer 3× slower): the sums go out as int32, for epilogue_kernel (launched after
+      // this grid, idle otherwise) to finish as on the cuBLASLt path.
+      const int lane = tid & 31;
+      for (int row = tid >> 5; row < kBM && m0 + row < m; row += kConsumers / 32) {
+        const int col = n0 + 8 * lane;
+        if (col >= g.n_padded) continue;
+        const int4* src = reinterpret_cast<const int4*>(sums + row * kSumPitch + 8 * lane);
+        int4* dst = reinterpret_cast<int4*>(c32 + static_cast<std::size_t>(m0 + row) * g.n_padded + col);
+        dst[0] = src[0];
+        dst[1] = src[1];
+      }
+      return;
+    }
     if (b == 0)  // the quantizer has read the flags (this grid waited for it): clear them for the next call
       for (int j = tid; j < count; j += kConsumers) flags[g.cols[j]] = 0;
-    // The first kStagedCols outlier columns' weights (this CTA's 256 features) and x (its 128 tokens) into
-    // the ring's free part: every row reads them, from shared memory instead of L2.
-    // Zeros up to kRegCols columns: the register block below multiplies them in (fmaf(0, 0, o) == o).
-    const int staged = min(direct, kStagedCols), filled = count > 0 ? max(staged, kRegCols) : 0;
+    // The outlier columns' weights (this CTA's 256 features) and x (its 128 tokens) into the ring's free
+    // part: every row reads them, from shared memory instead of L2. Zeros up to kRegCols columns: the
+    // register block below multiplies them in (fmaf(0, 0, o) == o).
+    const int filled = count > 0 ? max(count, kRegCols) : 0;
     for (int i = tid; i < filled * kBN; i += kConsumers) {
       const int c = i / kBN, col = n0 + i % kBN;
-      staged_w[i] = c < staged && col < g.n_padded ? g.wc[static_cast<std::size_t>(c) * g.n_padded + col] : 0.0f;
+      staged_w[i] = c < count && col < g.n_padded ? g.wc[static_cast<std::size_t>(c) * g.n_padded + col] : 0.0f;
     }
     for (int i = tid; i < kBM * filled; i += kConsumers) {
       const int row = i / filled, c = i % filled;
       staged_x[row * kStagedCols + c] =
-          c < staged && m0 + row < m ? g.xo[static_cast<std::size_t>(m0 + row) * g.xo_stride + c] : 0.0f;
+          c < count && m0 + row < m ? g.xo[static_cast<std::size_t>(m0 + row) * g.xo_stride + c] : 0.0f;
     }
   }
   asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");  // staged arrays written
@@ -234,7 +249,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int q[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
     float o[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     if constexpr (kOutliers) {
-      const int staged = min(direct, kStagedCols);
       const float* xs = staged_x + row * kStagedCols;
       if (count > 0) {
         const float4 x0 = *reinterpret_cast<const float4*>(xs), x1 = *reinterpret_cast<const float4*>(xs + 4);
@@ -245,28 +259,12 @@ __global__ void __launch_bounds__(kThreads, 1)
           for (int e = 0; e < 8; ++e) o[e] = fmaf(xr[c], wr[c][e], o[e]);
       }
 #pragma unroll 4
-      for (int c = kRegCols; c < staged; ++c) {
+      for (int c = kRegCols; c < count; ++c) {
         const float x = xs[c];  // a broadcast
         const float4 w0 = *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane);
         const float4 w1 = *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane + 4);
         o[0] = fmaf(x, w0.x, o[0]); o[1] = fmaf(x, w0.y, o[1]); o[2] = fmaf(x, w0.z, o[2]); o[3] = fmaf(x, w0.w, o[3]);
         o[4] = fmaf(x, w1.x, o[4]); o[5] = fmaf(x, w1.y, o[5]); o[6] = fmaf(x, w1.z, o[6]); o[7] = fmaf(x, w1.w, o[7]);
-      }
-      const float* xo = g.xo + static_cast<std::size_t>(tok) * g.xo_stride;
-#pragma unroll 4
-      for (int c = staged; c < direct; ++c) {
-        const float x = xo[c];  // the same address in every lane: one broadcast
-        const float* wc = g.wc + static_cast<std::size_t>(c) * g.n_padded + f;
-        const float4 w0 = *reinterpret_cast<const float4*>(wc), w1 = *reinterpret_cast<const float4*>(wc + 4);
-        o[0] = fmaf(x, w0.x, o[0]); o[1] = fmaf(x, w0.y, o[1]); o[2] = fmaf(x, w0.z, o[2]); o[3] = fmaf(x, w0.w, o[3]);
-        o[4] = fmaf(x, w1.x, o[4]); o[5] = fmaf(x, w1.y, o[5]); o[6] = fmaf(x, w1.z, o[6]); o[7] = fmaf(x, w1.w, o[7]);
-      }
-      for (int c = direct; c < count; ++c) {  // past the gathered capacity: straight from X and W
-        const int col = g.cols[c];
-        const float x = load1(x16 + static_cast<std::size_t>(tok) * g.k + col);
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          if (f + e < n) o[e] = fmaf(x, outlier_weight(g.w16, g.k, g.wq, g.w_absmax, g.k_padded, f + e, col), o[e]);
       }
     }
     T* yr = y + static_cast<std::size_t>(tok) * n + f;
@@ -287,14 +285,15 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 template <class T, bool kOutliers>
-cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const float* row_absmax, int m, const T* x16,
-                     const LayerView<T>& g, std::uint8_t* flags, T* y, bool overlap, cudaStream_t stream) {
+cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const float* row_absmax, int m,
+                     const LayerView<T>& g, std::uint8_t* flags, std::int32_t* c32, T* y, bool overlap,
+                     cudaStream_t stream) {
   auto kernel = int8_gemm_wgmma_kernel<T, kOutliers>;
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
   const int tiles = ((m + kBM - 1) / kBM) * ((g.n_padded + kBN - 1) / kBN);
   return detail::launch_after_previous_starts_ex(overlap, 1u, kSmemBytes, kernel, dim3(static_cast<unsigned>(tiles)),
-                                                 dim3(kThreads), stream, xm, wm, row_absmax, m, x16, g, flags, y);
+                                                 dim3(kThreads), stream, xm, wm, row_absmax, m, g, flags, c32, y);
 }
 
 }  // namespace
@@ -316,9 +315,9 @@ bool int8_wgmma_available() {
 }
 
 template <class T>
-cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const T* x16,
-                              const LayerView<T>& g, bool outliers, std::uint8_t* flags, T* y, bool overlap,
-                              cudaStream_t stream) {
+cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const LayerView<T>& g,
+                              bool outliers, std::uint8_t* flags, std::int32_t* c32, T* y,
+                              bool overlap, cudaStream_t stream) {
   // Tensor maps per call (host-side encoding, ~1 µs; graph capture bakes them in).
   CUtensorMap xm{}, wm{};
   const cuuint64_t kp = static_cast<cuuint64_t>(g.k_padded);
@@ -328,15 +327,15 @@ cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, in
   if (!encode_map(&xm, CU_TENSOR_MAP_DATA_TYPE_UINT8, xq, 2, xdims, pitch, xbox) ||
       !encode_map(&wm, CU_TENSOR_MAP_DATA_TYPE_UINT8, g.wq, 2, wdims, pitch, wbox))
     return cudaErrorInvalidValue;
-  return outliers ? launch_t<T, true>(xm, wm, row_absmax, m, x16, g, flags, y, overlap, stream)
-                  : launch_t<T, false>(xm, wm, row_absmax, m, x16, g, flags, y, overlap, stream);
+  return outliers ? launch_t<T, true>(xm, wm, row_absmax, m, g, flags, c32, y, overlap, stream)
+                  : launch_t<T, false>(xm, wm, row_absmax, m, g, flags, c32, y, overlap, stream);
 }
 
-template cudaError_t launch_int8_wgmma<__nv_bfloat16>(const std::int8_t*, const float*, int, const __nv_bfloat16*,
+template cudaError_t launch_int8_wgmma<__nv_bfloat16>(const std::int8_t*, const float*, int,
                                                       const LayerView<__nv_bfloat16>&, bool, std::uint8_t*,
-                                                      __nv_bfloat16*, bool, cudaStream_t);
-template cudaError_t launch_int8_wgmma<__half>(const std::int8_t*, const float*, int, const __half*,
-                                               const LayerView<__half>&, bool, std::uint8_t*, __half*, bool,
-                                               cudaStream_t);
+                                                      std::int32_t*, __nv_bfloat16*, bool, cudaStream_t);
+template cudaError_t launch_int8_wgmma<__half>(const std::int8_t*, const float*, int,
+                                               const LayerView<__half>&, bool, std::uint8_t*, std::int32_t*, __half*,
+                                               bool, cudaStream_t);
 
 }  // namespace lowbit::cuda::llm_int8_parts
