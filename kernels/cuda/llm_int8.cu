@@ -957,11 +957,12 @@ Int8Path LlmInt8Layer::path_for(int m) const {
   // cuBLASLt's int8 GEMM measured faster (H200).
   if (small_m_fits && m <= kFusedAutoMaxM && w_.n_padded / kFusedCols <= 4 * detail::sm_count())
     return Int8Path::fused_small_m;
-  // The wgmma GEMM where its 128 × 256 tiles fill 70 % of the SMs or more. (With fewer tiles, K split over
-  // clusters of 2–4 CTAs measured slower than the cuBLASLt path: M = 128, K = N = 8192, 0.1 % outliers,
-  // 43.4 against 38.7 µs on the H200.)
+  // The wgmma GEMM where its 128 × 256 tiles are at least half full of tokens and fill 70 % of the SMs or
+  // more. (At M = 1 and 16, N = 28672, its 112 tiles measured 22 % slower than cuBLASLt's int8 GEMM; with
+  // fewer tiles, K split over clusters of 2–4 CTAs measured slower than the cuBLASLt path: M = 128,
+  // K = N = 8192, 0.1 % outliers, 43.4 against 38.7 µs on the H200.)
   const long tiles = static_cast<long>((m + 127) / 128) * ((w_.n_padded + 255) / 256);
-  if (10 * tiles >= 7L * detail::sm_count() && int8_wgmma_available()) return Int8Path::wgmma;
+  if (m > 64 && 10 * tiles >= 7L * detail::sm_count() && int8_wgmma_available()) return Int8Path::wgmma;
   return Int8Path::cublaslt;
 }
 

@@ -76,8 +76,8 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 //                  product in its epilogue (llm_int8_wgmma.cu; sm_90a builds
 //                  on a 9.0 device, else forward throws);
 //   automatic      fused_small_m up to M = kFusedAutoMaxM where its grid is
-//                  about one wave (N ≤ 16 · 4 · SMs); wgmma where available
-//                  and its 128 × 256 tiles fill 70 % of the SMs; else cublaslt.
+//                  about one wave (N ≤ 16 · 4 · SMs); wgmma where available,
+//                  M > 64 and its 128 × 256 tiles fill 70 % of the SMs; else cublaslt.
 // The others are there for tests and benchmarks.
 enum class Int8Path : std::uint8_t { automatic, cublaslt, fused_small_m, wgmma };
 inline constexpr int kFusedAutoMaxM = 16;
