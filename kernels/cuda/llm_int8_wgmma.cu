@@ -17,9 +17,9 @@
 // 128-byte K steps of X (128 × 128 B) and W (256 × 128 B) by TMA into a ring
 // of 4 stages (192 KB), on mbarriers: `full` (the copies' bytes), `empty` (the
 // 8 consumer warps done with the stage). The epilogue passes the sums through
-// shared memory so that each warp writes whole rows. CTAs are rastered in groups of 16
-// token tiles, so the tiles a wave works on (16 MB of X, ~16 MB of W at K = 8192)
-// stay in L2. Built for sm_90a only (like gemm4_wgmma.cu); the host takes this
+// shared memory so that each warp writes whole rows. CTAs are rastered in
+// groups of 16 token tiles, so the tiles a wave works on (16 MB of X, ~16 MB
+// of W at K = 8192) stay in L2. Built for sm_90a only (like gemm4_wgmma.cu); the host takes this
 // path only where int8_wgmma_available().
 #include "kernels/cuda/llm_int8_parts.cuh"
 
