@@ -361,8 +361,8 @@ class LowbitLib:
 def run_interleaved(b, cands, M, K, N, rot):
     """lowbit kernel-bench's interleaving: each candidate's first call, then its eager timing (once); then
     `rounds` rounds, each timing every candidate once in a CUDA graph, each round after the first in a new
-    (fixed-seed) order. A candidate that cannot be captured (graph=False: bnb) is timed eagerly in every round instead, so its figure
-    is a median of rounds too."""
+    (fixed-seed) order. A candidate that cannot be captured (graph=False: bnb) is timed eagerly in every
+    round instead, so its figure is a median of rounds too."""
     torch, a = b.torch, b.args
     calls, reps, warmup = (2 if M >= 2048 else 10), (10 if a.quick else 20), 3
     flops = 2.0 * M * N * K
@@ -417,8 +417,9 @@ def run_matmul(b, bnb):
     if a.lowbit_lib:
         try:
             lb = LowbitLib(torch, a.lowbit_lib)
-        except OSError as ex:
-            b.note(f"--lowbit-lib {a.lowbit_lib}: not loadable ({ex}); lowbit-inproc rows skipped")
+        except (OSError, AttributeError) as ex:  # not a library, or not lowbit's
+            print(f"peer_bench: --lowbit-lib {a.lowbit_lib}: cannot load lowbit's C API ({ex})", file=sys.stderr)
+            sys.exit(2)
     shapes = [(8192, 8192)] if a.quick else parse_shapes(a.matmul_shapes)
     ms = [16, 2048] if a.quick else [int(m) for m in a.matmul_m.split(",")]
     fracs = [float(f) for f in a.outliers.split(",")]

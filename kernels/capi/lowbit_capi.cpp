@@ -17,6 +17,7 @@
 
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/cuda/cublaslt_gemm.cuh"
@@ -45,6 +46,12 @@ int guarded(F&& f) {
   return 1;
 }
 
+void check_sizes(const char* fn, int m, int n, int k) {
+  if (m <= 0 || n <= 0 || k <= 0)
+    throw std::invalid_argument(std::string(fn) + ": M, N and K must be positive (got " + std::to_string(m) + ", " +
+                                std::to_string(n) + ", " + std::to_string(k) + ")");
+}
+
 struct Layer {
   Int8Weight w{};
   std::unique_ptr<LlmInt8Layer> layer;
@@ -64,9 +71,10 @@ LOWBIT_CAPI const char* lowbit_capi_last_error(void) { return last_error.c_str()
 // y (M×N bf16) = x (M×K) · wᵀ (N×K) with per-tensor dequantization factors
 // x_scale, w_scale (one fp32 each, device). x is e4m3 (x_is_e5m2 = 0) or e5m2;
 // w is e4m3. Row-major, as torch._scaled_mm(x, w.t(), …) takes them.
-LOWBIT_CAPI int lowbit_fp8_gemm(int x_is_e5m2, int m, int n, int k, const void* x, const void* w, void* y, const float* x_scale,
-                    const float* w_scale, void* stream) {
+LOWBIT_CAPI int lowbit_fp8_gemm(int x_is_e5m2, int m, int n, int k, const void* x, const void* w, void* y,
+                                const float* x_scale, const float* w_scale, void* stream) {
   return guarded([&] {
+    check_sizes("lowbit_fp8_gemm", m, n, k);
     shared_gemm().run(x_is_e5m2 ? GemmKind::e5m2_e4m3_bf16 : GemmKind::e4m3_e4m3_bf16, m, n, k, x, w, y,
                       static_cast<cudaStream_t>(stream), x_scale, w_scale);
   });
@@ -75,6 +83,7 @@ LOWBIT_CAPI int lowbit_fp8_gemm(int x_is_e5m2, int m, int n, int k, const void* 
 // c (M×N int32) = x (M×K int8) · wᵀ (N×K int8); K and N multiples of 16.
 LOWBIT_CAPI int lowbit_int8_gemm(int m, int n, int k, const void* x, const void* w, void* c, void* stream) {
   return guarded([&] {
+    check_sizes("lowbit_int8_gemm", m, n, k);
     if (k % 16 || n % 16) throw std::invalid_argument("lowbit_int8_gemm: K and N must be multiples of 16");
     shared_gemm().run(GemmKind::int8_int32, m, n, k, x, w, c, static_cast<cudaStream_t>(stream));
   });
@@ -87,6 +96,8 @@ LOWBIT_CAPI int lowbit_int8_gemm(int m, int n, int k, const void* x, const void*
 LOWBIT_CAPI void* lowbit_llm_int8_create(int act_fp16, const void* w16, int n, int k, int max_m, float threshold, void* stream) {
   Layer* out = nullptr;
   guarded([&] {
+    check_sizes("lowbit_llm_int8_create", max_m, n, k);
+    if (!w16) throw std::invalid_argument("lowbit_llm_int8_create: null weight");
     auto l = std::make_unique<Layer>();
     const Act act = act_fp16 ? Act::f16 : Act::bf16;
     l->w = quantize_weight(act, w16, n, k, static_cast<cudaStream_t>(stream));

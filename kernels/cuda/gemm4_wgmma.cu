@@ -476,17 +476,8 @@ int launch_typed(const ActT* x, int M, const Weight4& w, const Dyn8Table& dq, Ac
 }  // namespace
 
 bool wgmma_available() {
-  static const bool ok = [] {
-    cudaFuncAttributes a{};
-    const bool loads = cudaFuncGetAttributes(&a, gemm4_wgmma_kernel<__nv_bfloat16, 2, 1, false>) == cudaSuccess;
-    cudaGetLastError();
-    int dev = 0, major = 0, minor = 0;
-    const bool sm90 = cudaGetDevice(&dev) == cudaSuccess &&
-                      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                      major == 9 && minor == 0;
-    return loads && sm90;
-  }();
+  static const bool ok =
+      sm90a_kernel_runs(reinterpret_cast<const void*>(gemm4_wgmma_kernel<__nv_bfloat16, 2, 1, false>));
   return ok;
 }
 

@@ -75,6 +75,20 @@ inline bool encode_map(CUtensorMap* map, CUtensorMapDataType type, const void* b
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// Host: whether a kernel built for sm_90a alone runs here — its code loads (the build had sm_90a) and the
+// device is compute capability 9.0 (the only one that runs sm_90a code) — and TMA maps can be encoded.
+inline bool sm90a_kernel_runs(const void* kernel) {
+  cudaFuncAttributes a{};
+  int dev = 0, major = 0, minor = 0;
+  if (cudaFuncGetAttributes(&a, kernel) != cudaSuccess || cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0 && tensor_map_encoder() != nullptr;
+}
+
 __device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }

@@ -173,11 +173,10 @@ __global__ void __launch_bounds__(kFlagThreads) flag_and_compact_kernel(const T*
   if (threadIdx.x == 0) *done = 0u;  // ready for the next call
 }
 
-// Outlier columns of the weight, contiguous: wc[j][n_padded] fp32 for the
-// first kGatheredCapacity outlier columns (the epilogue reads beyond that
+// The outlier columns of the weight, contiguous (step 2's extra blocks:
+// `block` counts from 0, blockDim.x columns each): wc[j][n_padded] fp32 for
+// the first kGatheredCapacity outlier columns (the epilogue reads beyond that
 // directly); columns n … n_padded−1 are 0, so the epilogue loads 4 at a time.
-// The outlier columns of the weight (step 2's extra blocks: `block` counts
-// from 0, blockDim.x columns each).
 template <class T>
 __device__ __forceinline__ void gather_outlier_weights(const LayerView<T>& g, int block) {
   const int col = block * blockDim.x + threadIdx.x;

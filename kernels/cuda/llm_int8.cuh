@@ -15,8 +15,8 @@
 //    blocks of the same launch gather the outlier weight columns into a
 //    contiguous [count][N] fp32 block.
 // 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
-//    From about one wave of 128 × 256 output tiles on, steps 3 and 4 are one
-//    kernel instead (Int8Path::wgmma): the sums never go to memory, unless
+//    From M > 64 and about one wave of 128 × 256 output tiles on, steps 3 and
+//    4 are one kernel instead (Int8Path::wgmma): the sums never go to memory, unless
 //    there are more than 32 outlier columns (the device decides: the GEMM
 //    then writes them and step 4 runs as usual).
 //    At small M (decode) steps 3 and 4 are one kernel instead: the weight

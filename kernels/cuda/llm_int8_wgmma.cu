@@ -299,18 +299,8 @@ cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const float* 
 }  // namespace
 
 bool int8_wgmma_available() {
-  static const bool ok = [] {
-    cudaFuncAttributes a{};
-    int dev = 0, major = 0, minor = 0;
-    if (cudaFuncGetAttributes(&a, int8_gemm_wgmma_kernel<__nv_bfloat16, false>) != cudaSuccess ||
-        cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    return major == 9 && minor == 0 && tensor_map_encoder() != nullptr;  // sm_90a code runs on 9.0 alone
-  }();
+  static const bool ok =
+      sm90a_kernel_runs(reinterpret_cast<const void*>(int8_gemm_wgmma_kernel<__nv_bfloat16, false>));
   return ok;
 }
 
