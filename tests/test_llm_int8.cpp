@@ -55,3 +55,23 @@ TEST(LlmInt8, DecompositionBeatsVectorwiseTenfoldOnOutliers) {
   EXPECT_TRUE(none.outlier_cols.empty());
   EXPECT_EQ(none.c, int8_vectorwise_matmul(b.data(), b.data(), 4, 32, 32));
 }
+
+// The two row-absmax rules by hand. A = [[1, 5, 0.5], [2, 10, 1]], threshold
+// 6: column 1 is an outlier column (10). Row 0's absmax is 5 under
+// bitsandbytes' rule (its values below 6) and 1 under the paper's (its
+// non-outlier columns). B = [1, 0, 0]ᵀ (column absmax 1 → 127), so C[0] is
+// the int8 part alone: 25 (round(25.4)) · 127 · 5 · 1 / 127² = 125/127
+// against 127 · 127 · 1 · 1 / 127² = 1.
+TEST(LlmInt8, RowAbsmaxRulesByHand) {
+  const std::vector<float> a = {1, 5, 0.5f, 2, 10, 1}, b = {1, 0, 0};
+  const auto values = llm_int8_matmul(a.data(), b.data(), 2, 3, 1, 6.0f, OutlierPrecision::fp32,
+                                      RowAbsmax::outlier_values_excluded);
+  const auto columns = llm_int8_matmul(a.data(), b.data(), 2, 3, 1, 6.0f, OutlierPrecision::fp32,
+                                       RowAbsmax::outlier_columns_excluded);
+  EXPECT_EQ(values.outlier_cols, (std::vector<std::size_t>{1}));
+  EXPECT_EQ(columns.outlier_cols, (std::vector<std::size_t>{1}));
+  EXPECT_NEAR(values.c[0], 125.0 / 127, 1e-6);
+  EXPECT_NEAR(columns.c[0], 1.0, 1e-6);
+  // Row 1: its only value below 6 outside column 1 is the largest either way (2): the rules agree.
+  EXPECT_EQ(values.c[1], columns.c[1]);
+}

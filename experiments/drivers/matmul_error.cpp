@@ -14,7 +14,9 @@
 //   int8-vectorwise   row-wise absmax int8 A × column-wise absmax int8 B, int32 accumulation
 //                     (kernels/cpu/llm_int8.hpp)
 //   llm-int8          LLM.int8(): A's columns with any |a| >= --threshold (6) and B's matching
-//                     rows in fp16, the rest int8-vectorwise, summed in fp16
+//                     rows in fp16, the rest int8-vectorwise, summed in fp16; A's row absmax over
+//                     its values below the threshold (bitsandbytes' rule, one pass on the GPU)
+//   llm-int8-paper    the same with A's row absmax over the non-outlier columns (the paper's X^{h\O})
 //   fp8-e4m3          A and W each e4m3fn with one per-tensor absmax scale (e4m3fn@tensor), fp32 accumulation
 //   any registry name weight-only: W quantized by that format (nf4@64, int4@64, mxfp4, int8@row, ...),
 //                     A rounded to fp16, fp32 accumulation, C rounded to fp16
@@ -107,15 +109,15 @@ Table schema() {
   Table t("matmul_error", "error of C = A*B against an fp64 reference, one row per cell; lowbit matmul-error");
   using enum ColumnType;
   t.add_column("cell", uint64, "1", "index of the cell in the whole grid")
-      .add_column("method", string, "", "fp16, bf16, int8-vectorwise, llm-int8, fp8-e4m3, or a weight-only registry format")
+      .add_column("method", string, "", "fp16, bf16, int8-vectorwise, llm-int8, llm-int8-paper, fp8-e4m3, or a weight-only registry format")
       .add_column("m", uint64, "1", "rows of A (tokens)")
       .add_column("k", uint64, "1", "columns of A = rows of B (hidden size)")
       .add_column("n", uint64, "1", "columns of B (output features)")
       .add_column("outlier_frac", float64, "1", "fraction of A's columns planted as outliers")
       .add_column("outlier_scale", float64, "1", "factor applied to the planted outlier columns of A")
       .add_column("outlier_cols", uint64, "1", "number of planted outlier columns")
-      .add_column("threshold", float64, "1", "LLM.int8 outlier threshold (llm-int8 only; else NaN)")
-      .add_column("outliers_detected", uint64, "1", "columns llm-int8 handled in fp16 (0 for other methods)")
+      .add_column("threshold", float64, "1", "LLM.int8 outlier threshold (llm-int8* only; else NaN)")
+      .add_column("outliers_detected", uint64, "1", "columns llm-int8* handled in fp16 (0 for other methods)")
       .add_column("weight_bits", float64, "bit", "storage bits per weight parameter including scales")
       .add_column("seed", uint64, "1", "run seed (--seed)");
   for (const auto& c : metrics::matmul_error_metric_columns())
@@ -128,7 +130,7 @@ int run_cli(const std::vector<std::string>& args) {
                       "Relative Frobenius and max error of C = A*B (A activations with planted outlier columns, B "
                       "weights) for fp16, bf16, int8 vector-wise, LLM.int8, FP8 e4m3 and weight-only registry "
                       "formats, against an fp64 reference. One row per cell in the table `matmul_error`.");
-  parser.add()("methods", po::value<std::string>()->default_value("fp16,bf16,int8-vectorwise,llm-int8,fp8-e4m3,nf4@64,int4@64,mxfp4")->value_name("LIST"),
+  parser.add()("methods", po::value<std::string>()->default_value("fp16,bf16,int8-vectorwise,llm-int8,llm-int8-paper,fp8-e4m3,nf4@64,int4@64,mxfp4")->value_name("LIST"),
                "methods (see --help text) and weight-only formats")(
       "shape", po::value<std::vector<std::string>>()->value_name("MxKxN"), "matrix sizes, repeatable (default 64x1024x1024)")(
       "outlier-frac", po::value<std::string>()->default_value("0,0.005")->value_name("F[,F...]"), "fractions of A's columns planted as outliers")(
@@ -143,7 +145,7 @@ int run_cli(const std::vector<std::string>& args) {
   if (!vm) return 0;
   const auto methods = split_list((*vm)["methods"].as<std::string>());
   if (methods.empty()) throw UsageError("--methods is empty");
-  const std::vector<std::string> builtin = {"fp16", "bf16", "int8-vectorwise", "llm-int8", "fp8-e4m3"};
+  const std::vector<std::string> builtin = {"fp16", "bf16", "int8-vectorwise", "llm-int8", "llm-int8-paper", "fp8-e4m3"};
   std::vector<std::optional<Quantizer>> weight_q;
   for (const auto& m : methods)
     weight_q.push_back(std::find(builtin.begin(), builtin.end(), m) != builtin.end() ? std::nullopt
@@ -227,9 +229,11 @@ int run_cli(const std::vector<std::string>& args) {
       } else if (method == "int8-vectorwise") {
         c = cpu::int8_vectorwise_matmul(a.data(), b.data(), s.m, s.k, s.n);
         wbits = 8 + 32.0 / static_cast<double>(s.k);
-      } else if (method == "llm-int8") {
+      } else if (method == "llm-int8" || method == "llm-int8-paper") {
         auto r = cpu::llm_int8_matmul(a.data(), b.data(), s.m, s.k, s.n, static_cast<float>(threshold),
-                                      cpu::OutlierPrecision::fp16);
+                                      cpu::OutlierPrecision::fp16,
+                                      method == "llm-int8" ? cpu::RowAbsmax::outlier_values_excluded
+                                                           : cpu::RowAbsmax::outlier_columns_excluded);
         c = std::move(r.c);
         detected = r.outlier_cols.size();
         thr = threshold;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "lowbit/formats/integer.hpp"
 #include "lowbit/formats/minifloat.hpp"
@@ -19,13 +20,19 @@ using RowMajorI = Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Ei
 float to_fp16(float x) { return quantize(fp16, x); }
 
 // Vector-wise int8 product of A restricted to columns `keep` (mask) and B
-// restricted to the same rows.
+// restricted to the same rows. A's row absmax skips the columns not kept
+// (RowAbsmax::outlier_columns_excluded) or only the values |a| >= threshold
+// (RowAbsmax::outlier_values_excluded); threshold +inf with every column
+// kept: plain vector-wise int8.
 RowMajorF vectorwise(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n,
-                     const std::vector<bool>& keep) {
+                     const std::vector<bool>& keep, RowAbsmax rule, float threshold) {
   std::vector<float> row_absmax(m, 0.0f), col_absmax(n, 0.0f);
+  const bool by_column = rule == RowAbsmax::outlier_columns_excluded;
   for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t t = 0; t < k; ++t)
-      if (keep[t]) row_absmax[i] = std::max(row_absmax[i], std::fabs(a[i * k + t]));
+    for (std::size_t t = 0; t < k; ++t) {
+      const float v = std::fabs(a[i * k + t]);
+      if (by_column ? keep[t] : !(v >= threshold)) row_absmax[i] = std::max(row_absmax[i], v);
+    }
   for (std::size_t t = 0; t < k; ++t)
     if (keep[t])
       for (std::size_t j = 0; j < n; ++j) col_absmax[j] = std::max(col_absmax[j], std::fabs(b[t * n + j]));
@@ -51,12 +58,13 @@ RowMajorF vectorwise(const float* a, const float* b, std::size_t m, std::size_t 
 
 std::vector<float> int8_vectorwise_matmul(const float* a, const float* b, std::size_t m, std::size_t k,
                                           std::size_t n) {
-  const RowMajorF c = vectorwise(a, b, m, k, n, std::vector<bool>(k, true));
+  const RowMajorF c = vectorwise(a, b, m, k, n, std::vector<bool>(k, true), RowAbsmax::outlier_columns_excluded,
+                                 std::numeric_limits<float>::infinity());
   return std::vector<float>(c.data(), c.data() + c.size());
 }
 
 LlmInt8Result llm_int8_matmul(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n,
-                              float threshold, OutlierPrecision precision) {
+                              float threshold, OutlierPrecision precision, RowAbsmax rule) {
   LlmInt8Result r;
   std::vector<bool> keep(k, true);
   for (std::size_t t = 0; t < k; ++t)
@@ -66,7 +74,7 @@ LlmInt8Result llm_int8_matmul(const float* a, const float* b, std::size_t m, std
         r.outlier_cols.push_back(t);
         break;
       }
-  RowMajorF c = vectorwise(a, b, m, k, n, keep);
+  RowMajorF c = vectorwise(a, b, m, k, n, keep, rule, threshold);
   const bool half = precision == OutlierPrecision::fp16;
   if (!r.outlier_cols.empty()) {
     const auto ko = static_cast<Eigen::Index>(r.outlier_cols.size());

@@ -10,8 +10,17 @@
 // LLM.int8() decomposition (§3.3): the columns of A holding any
 // |value| >= threshold (6.0) are outliers; those columns of A and the
 // matching rows of B are multiplied in 16/32-bit, the rest with vector-wise
-// int8 (its absmaxes taken without the outlier columns / rows), and the two
-// results are added. Fp16 mode rounds the outlier inputs, the two partial
+// int8 (B's column absmax without the outlier rows), and the two results are
+// added. A's row absmax, two rules (RowAbsmax):
+//   outlier_values_excluded   (default) over the values |a| < threshold —
+//                             bitsandbytes' int8_vectorwise_quant. It needs
+//                             only the row, so the GPU quantizes X in one
+//                             pass; a row's values below the threshold in an
+//                             outlier column still count (they are then
+//                             zeroed with the column).
+//   outlier_columns_excluded  over the columns that are not outliers — the
+//                             paper's X^{h\O}; every row depends on every
+//                             other row's outliers, so X is read twice. Fp16 mode rounds the outlier inputs, the two partial
 // products and the sum to fp16, as the fp16 GPU path does (fp32 accumulate).
 // Products by Eigen; the int32 product is exact (|A_q B_q| < 2^31 for k < 133 000).
 #pragma once
@@ -22,6 +31,7 @@
 namespace lowbit::cpu {
 
 enum class OutlierPrecision { fp32, fp16 };
+enum class RowAbsmax { outlier_values_excluded, outlier_columns_excluded };
 
 struct LlmInt8Result {
   std::vector<float> c;                  // m × n, row-major
@@ -34,7 +44,8 @@ std::vector<float> int8_vectorwise_matmul(const float* a, const float* b, std::s
 
 // LLM.int8(): outlier columns of A (any |a| >= threshold) in fp32 or fp16, the rest int8.
 LlmInt8Result llm_int8_matmul(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n,
-                              float threshold = 6.0f, OutlierPrecision precision = OutlierPrecision::fp16);
+                              float threshold = 6.0f, OutlierPrecision precision = OutlierPrecision::fp16,
+                              RowAbsmax rule = RowAbsmax::outlier_values_excluded);
 
 // fp64 reference product.
 std::vector<double> matmul_fp64(const float* a, const float* b, std::size_t m, std::size_t k, std::size_t n);
