@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/llm_int8.hpp"
@@ -325,6 +326,82 @@ std::vector<int> spread_outliers(int count, int k) {  // `count` columns spread 
   std::vector<int> cols;
   for (int i = 0; i < count; ++i) cols.push_back(static_cast<int>((2 * i + 1) * static_cast<long>(k) / (2 * count)));
   return cols;
+}
+
+// Step 1 with outliers, on every path: a row's absmax is over its values
+// |x| < 6 (bitsandbytes' rule, cpu::RowAbsmax::outlier_values_excluded — one
+// pass over X), so a 5 in an outlier column sets its row's scale; every int8
+// row is 0 in the outlier columns; the column list is every column holding
+// an |x| >= 6, ascending. Both calls of a layer (the second finds the flags
+// and counters the first left), resident and general row forms, bf16.
+TEST(CudaLlmInt8, OnePassRowRuleWithOutliers) {
+  SKIP_WITHOUT_GPU();
+  cuda::LtGemm gemm;
+  struct Case {
+    cuda::Int8Path path;
+    int m, k;
+  };
+  std::vector<Case> cases = {{cuda::Int8Path::cublaslt, 300, 4096}, {cuda::Int8Path::cublaslt, 7, 257},
+                             {cuda::Int8Path::cublaslt, 2, 28672}, {cuda::Int8Path::fused_small_m, 16, 1000},
+                             {cuda::Int8Path::fused_small_m, 5, 257}};
+  if (cuda::LlmInt8Layer::wgmma_available()) cases.push_back({cuda::Int8Path::wgmma, 200, 4096});
+  for (const auto& [path, m, k] : cases) {
+    std::mt19937 rng(static_cast<unsigned>(m * 31 + k));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const auto planted = spread_outliers(5, k);
+    std::vector<std::uint16_t> bits(static_cast<std::size_t>(m) * k);
+    std::vector<float> xs(bits.size());
+    for (std::size_t i = 0; i < bits.size(); ++i) {
+      const int row = static_cast<int>(i / k), col = static_cast<int>(i % k);
+      const bool in_planted = std::find(planted.begin(), planted.end(), col) != planted.end();
+      float v = std::clamp(nd(rng), -4.0f, 4.0f);
+      // planted columns: outliers (8 …) in even rows, 5 — below the threshold, above the rest — in odd rows
+      if (in_planted) v = std::copysign(row % 2 ? 5.0f : 8.0f + std::fabs(v), v);
+      bits[i] = static_cast<std::uint16_t>(encode(bf16, v));
+      xs[i] = decode<float>(bf16, bits[i]);
+    }
+    std::vector<std::uint16_t> wbits(static_cast<std::size_t>(16) * k, static_cast<std::uint16_t>(encode(bf16, 0.01f)));
+    DeviceBuffer<std::uint16_t> dx(bits.size()), dw(wbits.size()), dy(static_cast<std::size_t>(m) * 16);
+    dx.upload(bits);
+    dw.upload(wbits);
+    auto q = cuda::quantize_weight(Act::bf16, dw.p, 16, k, nullptr);
+    cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
+    layer.set_path(path);
+    const int kp = layer.k_padded();
+    for (int call = 0; call < 2; ++call) {
+      const std::string where = "path " + std::to_string(static_cast<int>(path)) + " " + std::to_string(m) + "x" +
+                                std::to_string(k) + " call " + std::to_string(call);
+      layer.forward(dx.p, dy.p, m, nullptr);
+      cuda::check_cuda(cudaDeviceSynchronize(), "sync");
+      std::vector<std::int8_t> got(static_cast<std::size_t>(m) * kp);
+      std::vector<float> absmax(static_cast<std::size_t>(m));
+      int count = 0;
+      cuda::check_cuda(cudaMemcpy(got.data(), layer.x_int8(), got.size(), cudaMemcpyDeviceToHost), "D2H");
+      cuda::check_cuda(cudaMemcpy(absmax.data(), layer.row_absmax(), sizeof(float) * m, cudaMemcpyDeviceToHost), "D2H");
+      cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "D2H");
+      std::vector<int> cols(static_cast<std::size_t>(std::max(count, 0)));
+      cuda::check_cuda(cudaMemcpy(cols.data(), layer.outlier_cols(), sizeof(int) * cols.size(), cudaMemcpyDeviceToHost), "D2H");
+      EXPECT_EQ(cols, planted) << where;
+      std::size_t bad = 0;
+      for (int r = 0; r < m; ++r) {
+        float amax = 0.0f;
+        for (int c = 0; c < k; ++c)
+          if (std::fabs(xs[static_cast<std::size_t>(r) * k + c]) < 6.0f) amax = std::max(amax, std::fabs(xs[static_cast<std::size_t>(r) * k + c]));
+        if (r % 2) EXPECT_EQ(amax, 5.0f);  // the planted 5s set the odd rows' scale
+        EXPECT_EQ(absmax[static_cast<std::size_t>(r)], amax) << where << " row " << r;
+        for (int c = 0; c < kp; ++c) {
+          const float v = c < k ? xs[static_cast<std::size_t>(r) * k + c] : 0.0f;
+          const bool in_outlier_column = std::find(planted.begin(), planted.end(), c) != planted.end();
+          const bool zero = in_outlier_column;  // also every |v| >= 6
+          const int want = zero ? 0 : round_clamp(v * (127.0f / amax), -127, 127);
+          const int have = got[static_cast<std::size_t>(r) * kp + c];
+          if (want != have && ++bad <= 5) ADD_FAILURE() << where << " row " << r << " col " << c << ": cpu " << want << " gpu " << have;
+        }
+      }
+      EXPECT_EQ(bad, 0u) << where;
+    }
+    cuda::free_weight(q);
+  }
 }
 
 TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {

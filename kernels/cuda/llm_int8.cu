@@ -19,11 +19,6 @@ namespace cg = cooperative_groups;
 using namespace llm_int8_parts;
 
 constexpr int kThreads = 256;
-// The flag kernel's blocks: its last block compacts the flags alone, 8 per
-// thread per step (K = 8192: one step; with 256 threads four, each an L2
-// round trip and three barriers). LLM.int8 at M = 128, K = N = 8192, 0 %
-// outliers: 36.3 → 35.5 µs (H200).
-constexpr int kFlagThreads = 1024;
 constexpr int kEpilogueRows = 4;      // output rows per epilogue block (more: 118 registers, 25 % occupancy)
 constexpr int kEpilogueCols = 4;      // output columns per epilogue thread (one 16-byte int32 load)
 
@@ -68,19 +63,22 @@ __global__ void quantize_weight_kernel(const T* __restrict__ w, int k, int k_pad
   if (threadIdx.x == 0) absmax[row] = amax;
 }
 
-// 8 consecutive 16-bit values (p 16-byte aligned), through the read-only
-// cache: the row quantizer reads each row twice.
-template <class T>
-__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
-  detail::load8<true>(p, v);
-}
+// Step 1, one pass over X, two launches: quantize_rows_kernel quantizes the
+// rows and flags their outlier columns (a byte each), and its last block to
+// finish turns the flags into an ascending column list and a count;
+// outlier_gather_kernel, started early (programmatic dependent launch) and
+// waiting for it, zeroes the outlier columns of the int8 rows and gathers
+// their x values and the matching weight columns. No host sync, no second
+// read of X.
+//
+// Row rule (kernels/cpu/llm_int8.hpp, RowAbsmax::outlier_values_excluded,
+// bitsandbytes' int8_vectorwise_quant): the absmax over the row's values
+// |x| < threshold, int8 = round(x · 127 / absmax) half away from zero; the
+// values |x| >= threshold are 0, and the gather zeroes the rest of their
+// columns, which go through the 16-bit path. (The paper's rule — the absmax
+// without whole outlier columns — needs every row's flags before any row is
+// quantized: a second pass over X.)
 
-// Step 1: flag every column of X holding an element with |x| >= threshold
-// (one byte per column, plain stores: every writer writes 1), then the LAST
-// block to finish turns the flags into an ascending column list and a count —
-// one launch, no host sync.
-// Grid: x over column groups of 8 × kFlagThreads, y strides over rows (capped, so
-// that the completion counter sees few hundred arrivals, not one per row).
 __device__ __forceinline__ int byte_count_nonzero(std::uint64_t v) {
   // bytes are 0 or 1: their sum is the count
   v = (v & 0x00FF00FF00FF00FFull) + ((v >> 8) & 0x00FF00FF00FF00FFull);
@@ -88,12 +86,13 @@ __device__ __forceinline__ int byte_count_nonzero(std::uint64_t v) {
   return static_cast<int>((v & 0xFFFFFFFFull) + (v >> 32));
 }
 
-// Block-wide exclusive prefix sum of one int per thread (kBlock threads):
-// returns the sum over the threads before this one, `total` the block's.
-template <int kBlock>
+// Block-wide exclusive prefix sum of one int per thread (blockDim.x a
+// multiple of 32, at most kMaxBlock): returns the sum over the threads
+// before this one, `total` the block's.
+template <int kMaxBlock>
 __device__ __forceinline__ int block_exclusive_sum(int mine, int& total) {
-  __shared__ int warp_total[kBlock / 32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __shared__ int warp_total[kMaxBlock / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   int incl = mine;
   for (int o = 1; o < 32; o <<= 1) {
     const int t = __shfl_up_sync(0xffffffffu, incl, o);
@@ -103,7 +102,7 @@ __device__ __forceinline__ int block_exclusive_sum(int mine, int& total) {
   __syncthreads();
   int before = 0;
   total = 0;
-  for (int w = 0; w < kBlock / 32; ++w) {
+  for (int w = 0; w < warps; ++w) {
     before += w < warp ? warp_total[w] : 0;
     total += warp_total[w];
   }
@@ -111,233 +110,264 @@ __device__ __forceinline__ int block_exclusive_sum(int mine, int& total) {
   return before + incl - mine;
 }
 
-// One block compacts flags[0, k_alloc) (k_alloc % 8 == 0) into cols/count
-// (the epilogue clears the flags, after quantize_rows has read them). Each
-// thread owns 8 consecutive columns per step; a block-wide exclusive sum of
-// the counts gives each its place.
-template <int kBlock>
-__device__ void compact_flags_block(std::uint8_t* flags, int k_alloc, int* __restrict__ cols, int* __restrict__ count) {
+// One block compacts flags[0, k_alloc) (k_alloc % 8 == 0) into cols/count.
+// (Every gather block compacting for itself measured 13 µs at K = 8192,
+// M = 128: 264 blocks reading the same 8 KB of flags — most likely queued
+// at the few L2 slices that hold it.)
+// A thread owns up to kCompactWords consecutive 8-column words per step, all
+// loaded at once (K = 8192 with 256 threads: one step, one L2 round trip); a
+// block-wide exclusive sum of the counts gives each its place.
+constexpr int kCompactWords = 4;
+template <int kMaxBlock>
+__device__ void compact_flags_block(const std::uint8_t* flags, int k_alloc, int* __restrict__ cols, int* __restrict__ count) {
+  const int words = k_alloc / 8, per_step = static_cast<int>(blockDim.x) * kCompactWords;
   int base = 0;
-  for (int start = 0; start < k_alloc; start += kBlock * 8) {
-    const int c = start + threadIdx.x * 8;
-    // written by other blocks: read through L2 (__ldcg), never a stale L1 line
-    const std::uint64_t f = c < k_alloc ? __ldcg(reinterpret_cast<const unsigned long long*>(flags + c)) : 0ull;
-    int step_total;
-    int offset = base + block_exclusive_sum<kBlock>(byte_count_nonzero(f), step_total);
-    if (f != 0ull) {
-      for (int e = 0; e < 8; ++e)
-        if ((f >> (8 * e)) & 0xFFu) cols[offset++] = c + e;
+  for (int start = 0; start < words; start += per_step) {
+    const int w0 = start + static_cast<int>(threadIdx.x) * kCompactWords;
+    std::uint64_t f[kCompactWords];
+    int mine = 0;
+#pragma unroll
+    for (int i = 0; i < kCompactWords; ++i) {
+      // written by other blocks of this grid: read through L2 (__ldcg), never a stale L1 line
+      f[i] = w0 + i < words ? __ldcg(reinterpret_cast<const unsigned long long*>(flags) + w0 + i) : 0ull;
+      mine += byte_count_nonzero(f[i]);
     }
+    int step_total;
+    int offset = base + block_exclusive_sum<kMaxBlock>(mine, step_total);
+#pragma unroll
+    for (int i = 0; i < kCompactWords; ++i)
+      if (f[i] != 0ull)
+        for (int e = 0; e < 8; ++e)
+          if ((f[i] >> (8 * e)) & 0xFFu) cols[offset++] = 8 * (w0 + i) + e;
     base += step_total;
   }
   if (threadIdx.x == 0) *count = base;
 }
 
-template <class T>
-__global__ void __launch_bounds__(kFlagThreads) flag_and_compact_kernel(const T* __restrict__ x, int m, int k, float threshold,
-                                                                    std::uint8_t* flags, int k_alloc, int* __restrict__ cols,
-                                                                    int* __restrict__ count, unsigned* done) {
-  // The row quantizer may start now: it loads its rows before it waits for the flags.
-  detail::allow_next_grid_to_start();
-  const int c8 = (blockIdx.x * kFlagThreads + threadIdx.x) * 8;
-  if (c8 < k) {
-    // A bit per column over this thread's rows, flags written once at the
-    // end: a store per outlier element sends every row's store to the same
-    // few L2 lines (M = 8192, 0.1 % outlier columns: 65 536 stores to 8 bytes).
-    unsigned hit = 0u;
-    const int cols = min(8, k - c8);
-#pragma unroll 8
-    for (int row = blockIdx.y; row < m; row += gridDim.y) {
-      const T* xr = x + static_cast<std::size_t>(row) * k;
-      if (k % 8 == 0) {
-        float v[8];
-        load8(xr + c8, v);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) hit |= (fabsf(v[e]) >= threshold ? 1u : 0u) << e;
-      } else {
-        for (int e = 0; e < cols; ++e) hit |= (fabsf(load1(xr + c8 + e)) >= threshold ? 1u : 0u) << e;
-      }
-    }
-    for (int e = 0; e < cols; ++e)
-      if ((hit >> e) & 1u) flags[c8 + e] = 1;
-  }
-  // The last block to arrive compacts (threadfence reduction pattern).
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x * gridDim.y - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  compact_flags_block<kFlagThreads>(flags, k_alloc, cols, count);
-  if (threadIdx.x == 0) *done = 0u;  // ready for the next call
+// Flag byte of an outlier column: read first (from L2), so that an outlier
+// column present in every row costs a store per row only until the first
+// one lands, not M stores to the same few L2 lines.
+__device__ __forceinline__ void flag_column(std::uint8_t* flags, int c) {
+  if (__ldcg(flags + c) == 0) flags[c] = 1;
 }
 
-// The outlier columns of the weight, contiguous (step 2's extra blocks:
-// `block` counts from 0, blockDim.x columns each): wc[j][n_padded] fp32 for
-// the first kGatheredCapacity outlier columns (the epilogue reads beyond that
-// directly); columns n … n_padded−1 are 0, so the epilogue loads 4 at a time.
+// 8 consecutive 16-bit values (p 16-byte aligned), through the read-only
+// cache: the general row quantizer reads each row twice.
 template <class T>
-__device__ __forceinline__ void gather_outlier_weights(const LayerView<T>& g, int block) {
-  const int col = block * blockDim.x + threadIdx.x;
-  if (col >= g.n_padded) return;
-  const int used = min(*g.count, kGatheredCapacity);
-  // 8 columns at a time, all loads issued before the stores: the weight
-  // reads are one sector each (row-major W), so a loop of dependent
-  // load → store pairs would wait out a DRAM latency per outlier column.
-  for (int j0 = 0; j0 < used; j0 += 8) {
-    float v[8];
-#pragma unroll
-    for (int t = 0; t < 8; ++t)
-      v[t] = (j0 + t < used && col < g.n) ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, g.k_padded, col, g.cols[j0 + t]) : 0.0f;
-#pragma unroll
-    for (int t = 0; t < 8; ++t)
-      if (j0 + t < used) g.wc[static_cast<std::size_t>(j0 + t) * g.n_padded + col] = v[t];
-  }
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  detail::load8<true>(p, v);
 }
 
-// X[row, col] of an outlier column into xo at its place in the ascending
-// list (binary search; the list is small and the same for every block, so
-// it stays in L1).
-template <class T>
-__device__ __forceinline__ void store_outlier_x(const LayerView<T>& g, int row, int col, float v) {
-  int lo = 0, hi = min(*g.count, kGatheredCapacity);
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (__ldg(g.cols + mid) < col) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo < min(*g.count, kGatheredCapacity)) g.xo[static_cast<std::size_t>(row) * g.xo_stride + lo] = v;
-}
-
-// Step 2, one launch: blocks 0 … m−1 quantize one row each; the blocks after
-// them gather the outlier weight columns (both need only step 1's list).
-// The row absmax skips outlier columns, whose int8 entries are zero (they go
-// through the 16-bit path), as in kernels/cpu/llm_int8.cpp. flags == nullptr:
-// no outlier columns.
-//
-// The usual form (K % 8 == 0, K ≤ kResidentMaxK): the block's threads hold
-// the row in registers, kRowChunks 16-byte chunks each (chunk c of the row in
-// thread c mod blockDim.x), so X is read once; 8 flag bytes per chunk.
+// One row, the usual form (K % 8 == 0, K ≤ kResidentMaxK): the block's
+// threads hold the row in registers, kRowChunks 16-byte chunks each (chunk c
+// of the row in thread c mod blockDim.x), so X is read once.
 constexpr int kRowChunks = 4;
 constexpr int kResidentMaxThreads = 1024;
 constexpr int kResidentMaxK = 8 * kRowChunks * kResidentMaxThreads - 16;  // k_padded's chunks fit too
-template <class T>
-__global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_resident_kernel(
-    const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
-    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
-  detail::allow_next_grid_to_start();  // the small-M GEMM loads its first weights meanwhile
-  if (static_cast<int>(blockIdx.x) >= m) {
-    detail::wait_for_previous_grid();  // the outlier list
-    gather_outlier_weights(gather, blockIdx.x - m);
-    return;
-  }
-  const int row = blockIdx.x, chunks = k / 8, padded_chunks = k_padded / 8;
-  const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(row) * k);
-  uint4 raw[kRowChunks];
-  std::uint64_t f[kRowChunks];  // flag bytes, 1 = outlier column
+// The block takes rows blockIdx.x, + gridDim.x, … (a grid of one wave), so
+// that step 1's completion count is one arrival per block, not per row.
+// (Nsight Compute, M = 2048, K = 8192, H200: 26–27 µs, as with a block per
+// row — about 35 % of DRAM bandwidth either way; an L2 bulk prefetch of the
+// next row did not help, and the next row in registers spilled.)
+template <class T, bool kOutliers>
+__device__ __forceinline__ void quantize_rows_resident(const T* __restrict__ x, int m, int k, int k_padded, float threshold,
+                                                       std::uint8_t* flags, std::int8_t* __restrict__ q,
+                                                       float* __restrict__ row_absmax) {
+  const int chunks = k / 8, padded_chunks = k_padded / 8;
+  for (int row = blockIdx.x; row < m; row += gridDim.x) {
+    const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(row) * k);
+    uint4 raw[kRowChunks];
 #pragma unroll
-  for (int i = 0; i < kRowChunks; ++i) {
-    const int c = threadIdx.x + i * blockDim.x;
-    raw[i] = c < chunks ? __ldcs(xr + c) : make_uint4(0u, 0u, 0u, 0u);
-  }
-  detail::wait_for_previous_grid();  // the flags: X's loads above are already in flight
+    for (int i = 0; i < kRowChunks; ++i) {
+      const int c = threadIdx.x + i * blockDim.x;
+      raw[i] = c < chunks ? __ldcs(xr + c) : make_uint4(0u, 0u, 0u, 0u);
+    }
+    float amax = 0.0f;
+    std::uint32_t hit = 0u;  // bit 8i + e: element e of chunk i is an outlier
 #pragma unroll
-  for (int i = 0; i < kRowChunks; ++i) {
-    const int c = threadIdx.x + i * blockDim.x;
-    f[i] = (flags && c < chunks) ? *reinterpret_cast<const std::uint64_t*>(flags + 8 * c) : 0ull;
+    for (int i = 0; i < kRowChunks; ++i) {
+      float v[8];
+      detail::unpack8(raw[i], x, v);
+      float chunk_max = 0.0f;  // fmaxf drops NaN, as the CPU's std::max
+#pragma unroll
+      for (int e = 0; e < 8; ++e) chunk_max = fmaxf(chunk_max, fabsf(v[e]));
+      // Outliers are rare: the per-element test only where the chunk holds one.
+      // (Testing every element: 25.9 µs against 15.8 without outlier detection,
+      // M = 2048, K = 8192, H200; the layer at 0 % outliers went 242 → 231 µs.)
+      if (kOutliers && chunk_max >= threshold) {
+        chunk_max = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const bool outlier = fabsf(v[e]) >= threshold;
+          hit |= (outlier ? 1u : 0u) << (8 * i + e);
+          chunk_max = fmaxf(chunk_max, outlier ? 0.0f : fabsf(v[e]));
+        }
+      }
+      amax = fmaxf(amax, chunk_max);
+    }
+    amax = block_max<kResidentMaxThreads>(amax, blockDim.x);
+    const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
+    uint2* qr = reinterpret_cast<uint2*>(q + static_cast<std::size_t>(row) * k_padded);
+#pragma unroll
+    for (int i = 0; i < kRowChunks; ++i) {
+      const int c = threadIdx.x + i * blockDim.x;
+      if (c >= padded_chunks) break;
+      float v[8];
+      detail::unpack8(raw[i], x, v);  // zeros past k
+      const std::uint32_t h = (hit >> (8 * i)) & 0xFFu;
+      std::uint32_t b[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) b[e] = int8_byte(v[e], scale);
+      uint2 packed = make_uint2(pack_bytes(b[0], b[1], b[2], b[3]), pack_bytes(b[4], b[5], b[6], b[7]));
+      if (kOutliers && h != 0u) {  // the rare chunk with outliers: they become 0, their columns flagged
+        for (int e = 0; e < 8; ++e)
+          if ((h >> e) & 1u) {
+            (e < 4 ? packed.x : packed.y) &= ~(0xFFu << (8 * (e % 4)));
+            flag_column(flags, 8 * c + e);
+          }
+      }
+      __stcs(qr + c, packed);
+    }
+    if (threadIdx.x == 0) row_absmax[row] = amax;
   }
+}
+
+// One row, the general form (any K): read twice, the second time from cache.
+template <class T, bool kOutliers>
+__device__ __forceinline__ void quantize_row_general(const T* __restrict__ x, int row, int k, int k_padded, float threshold,
+                                                     std::uint8_t* flags, std::int8_t* __restrict__ q,
+                                                     float* __restrict__ row_absmax) {
+  const T* xr = x + static_cast<std::size_t>(row) * k;
+  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
+  auto outlier = [&](float v) { return kOutliers && fabsf(v) >= threshold; };
   float amax = 0.0f;
+  if (k % 8 == 0) {
+    for (int c = threadIdx.x * 8; c < k; c += blockDim.x * 8) {
+      float v[8];
+      load8(xr + c, v);
 #pragma unroll
-  for (int i = 0; i < kRowChunks; ++i) {
-    float v[8];
-    detail::unpack8(raw[i], x, v);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) amax = fmaxf(amax, ((f[i] >> (8 * e)) & 0xFFu) ? 0.0f : fabsf(v[e]));
+      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, outlier(v[e]) ? 0.0f : fabsf(v[e]));
+    }
+  } else {
+    for (int c = threadIdx.x; c < k; c += blockDim.x) {
+      const float v = load1(xr + c);
+      amax = fmaxf(amax, outlier(v) ? 0.0f : fabsf(v));
+    }
   }
   amax = block_max<kResidentMaxThreads>(amax, blockDim.x);
   const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
-  uint2* qr = reinterpret_cast<uint2*>(q + static_cast<std::size_t>(row) * k_padded);
-#pragma unroll
-  for (int i = 0; i < kRowChunks; ++i) {
-    const int c = threadIdx.x + i * blockDim.x;
-    if (c >= padded_chunks) break;
-    float v[8];
-    detail::unpack8(raw[i], x, v);  // zeros past k
-    std::uint32_t b[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) b[e] = int8_byte(v[e], scale);
-    // outlier columns → 0: flag bytes are 0 or 1, so f · 0xFF masks whole bytes
-    const std::uint64_t keep = ~((f[i] << 8) - f[i]);
-    __stcs(qr + c, make_uint2(pack_bytes(b[0], b[1], b[2], b[3]) & static_cast<std::uint32_t>(keep),
-                              pack_bytes(b[4], b[5], b[6], b[7]) & static_cast<std::uint32_t>(keep >> 32)));
-    if (f[i] != 0ull) {  // outlier columns (rare): their x, in list order, for the epilogue
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        if ((f[i] >> (8 * e)) & 0xFFu) store_outlier_x(gather, row, 8 * c + e, v[e]);
-    }
-  }
-  if (threadIdx.x == 0) row_absmax[row] = amax;
-}
-
-// The general form (any K): each row read twice, the second time from cache.
-template <class T>
-__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
-    const T* __restrict__ x, int m, int k, int k_padded, const std::uint8_t* __restrict__ flags,
-    std::int8_t* __restrict__ q, float* __restrict__ row_absmax, LayerView<T> gather) {
-  detail::allow_next_grid_to_start();
-  detail::wait_for_previous_grid();
-  if (static_cast<int>(blockIdx.x) >= m) {
-    gather_outlier_weights(gather, blockIdx.x - m);
-    return;
-  }
-  const int row = blockIdx.x;
-  const T* xr = x + static_cast<std::size_t>(row) * k;
-  std::int8_t* qr = q + static_cast<std::size_t>(row) * k_padded;
-  // 8 flag bytes of columns c … c+7 (flags are allocated to a multiple of 16)
-  auto flags8 = [&](int c) -> std::uint64_t { return flags ? *reinterpret_cast<const std::uint64_t*>(flags + c) : 0ull; };
-  auto kept = [](std::uint64_t f, int e) { return ((f >> (8 * e)) & 0xFFu) == 0u; };
-  float amax = 0.0f;
-  if (k % 8 == 0) {
-    for (int c = threadIdx.x * 8; c < k; c += kThreads * 8) {
-      float v[8];
-      load8(xr + c, v);
-      const std::uint64_t f = flags8(c);
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        if (kept(f, e)) amax = fmaxf(amax, fabsf(v[e]));
-    }
-  } else {
-    for (int c = threadIdx.x; c < k; c += kThreads)
-      if (!flags || flags[c] == 0) amax = fmaxf(amax, fabsf(load1(xr + c)));
-  }
-  amax = block_max<kThreads>(amax);
-  const float scale = amax > 0.0f ? 127.0f / amax : 0.0f;
   if (k % 8 == 0) {  // k_padded is a multiple of 16: whole 8-byte groups
-    for (int c = threadIdx.x * 8; c < k_padded; c += kThreads * 8) {
+    for (int c = threadIdx.x * 8; c < k_padded; c += blockDim.x * 8) {
       alignas(8) std::int8_t out[8] = {};
       if (c < k) {
         float v[8];
         load8(xr + c, v);
-        const std::uint64_t f = flags8(c);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) out[e] = kept(f, e) ? quantize_int8(v[e], scale) : std::int8_t{0};
+        for (int e = 0; e < 8; ++e) {
+          out[e] = outlier(v[e]) ? std::int8_t{0} : quantize_int8(v[e], scale);
+          if (outlier(v[e])) flag_column(flags, c + e);
+        }
       }
       *reinterpret_cast<uint2*>(qr + c) = *reinterpret_cast<const uint2*>(out);
     }
   } else {
-    for (int c = threadIdx.x; c < k_padded; c += kThreads)
-      qr[c] = (c < k && (!flags || flags[c] == 0)) ? quantize_int8(load1(xr + c), scale) : std::int8_t{0};
-  }
-  if (flags) {
-    const int used = min(*gather.count, kGatheredCapacity);
-    for (int j = threadIdx.x; j < used; j += kThreads)
-      gather.xo[static_cast<std::size_t>(row) * gather.xo_stride + j] = load1(xr + gather.cols[j]);
+    for (int c = threadIdx.x; c < k_padded; c += blockDim.x) {
+      const float v = c < k ? load1(xr + c) : 0.0f;
+      qr[c] = outlier(v) ? std::int8_t{0} : quantize_int8(v, scale);
+      if (outlier(v)) flag_column(flags, c);
+    }
   }
   if (threadIdx.x == 0) row_absmax[row] = amax;
 }
 
-// Step 4: dequantize the int32 product and add the outlier columns' product.
+// Step 1's second launch (grid-stride over its blocks): zero the outlier
+// columns of every int8 row, copy their x values to xo in list order and
+// the weight columns to wc (the 16-bit weight when the layer has it, else
+// the int8 dequantization) — wc[j][n_padded] fp32 for the first
+// kGatheredCapacity outlier columns (the epilogue reads beyond that
+// directly); columns n … n_padded−1 are 0, so the epilogue loads 4 at a
+// time. The consumer of the list (the epilogue, or the wgmma GEMM) clears
+// the flags for the next call.
+template <class T>
+__global__ void __launch_bounds__(kThreads) outlier_gather_kernel(LayerView<T> g, const T* __restrict__ x, int m,
+                                                                  std::int8_t* __restrict__ q) {
+  __shared__ int list[kGatheredCapacity];
+  detail::allow_next_grid_to_start();
+  detail::wait_for_previous_grid();  // the int8 rows and the outlier list
+  const int* cols = g.cols;
+  const int count = *g.count, used = min(count, kGatheredCapacity);
+  for (int j = threadIdx.x; j < used; j += blockDim.x) list[j] = cols[j];
+  __syncthreads();
+  // Items spread over every thread of the launch, one load each (the weight
+  // reads are a sector each: row-major W), loads issued 4 at a time; 32-bit
+  // indices (forward() checks m · k and 512 · n_padded < 2^31): a 64-bit
+  // division is a long subroutine, and this kernel is on the critical path.
+  // W: item (j, col) of used × n_padded, col fastest (coalesced stores).
+  const unsigned stride = gridDim.x * blockDim.x, first = blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned np = static_cast<unsigned>(g.n_padded);
+  const unsigned w_items = static_cast<unsigned>(used) * np;
+  for (unsigned i0 = first; i0 < w_items; i0 += 4u * stride) {
+    float v[4];
+#pragma unroll
+    for (unsigned t = 0; t < 4; ++t) {
+      const unsigned i = i0 + t * stride, j = i / np, col = i - j * np;
+      v[t] = i < w_items && col < static_cast<unsigned>(g.n)
+                 ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, g.k_padded, static_cast<int>(col), list[j])
+                 : 0.0f;
+    }
+#pragma unroll
+    for (unsigned t = 0; t < 4; ++t)
+      if (i0 + t * stride < w_items) g.wc[i0 + t * stride] = v[t];
+  }
+  // X: item (row, j) of m × count.
+  const unsigned x_items = static_cast<unsigned>(m) * static_cast<unsigned>(count);
+  for (unsigned i0 = first; i0 < x_items; i0 += 4u * stride) {
+    float v[4];
+    int row[4], j[4], col[4];
+#pragma unroll
+    for (unsigned t = 0; t < 4; ++t) {
+      const unsigned i = i0 + t * stride, r = i / static_cast<unsigned>(count);
+      row[t] = static_cast<int>(r);
+      j[t] = static_cast<int>(i - r * static_cast<unsigned>(count));
+      col[t] = i >= x_items ? -1 : j[t] < used ? list[j[t]] : cols[j[t]];
+      v[t] = col[t] >= 0 ? load1(x + static_cast<std::size_t>(row[t]) * g.k + col[t]) : 0.0f;
+    }
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      if (col[t] < 0) break;
+      q[static_cast<std::size_t>(row[t]) * g.k_padded + col[t]] = 0;
+      if (j[t] < used) g.xo[static_cast<std::size_t>(row[t]) * g.xo_stride + j[t]] = v[t];
+    }
+  }
+}
+
+// Step 1's first launch: the rows (resident form: a block takes every
+// gridDim.x-th row; general form: one block per row), then — with outliers
+// — the last block to finish builds the list (threadfence reduction: one
+// arrival per block). flags: [k_alloc] bytes and *done: 0 between calls.
+template <class T, bool kResident, bool kOutliers>
+__global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_kernel(
+    const T* __restrict__ x, int m, int k, int k_padded, float threshold, std::int8_t* __restrict__ q,
+    float* __restrict__ row_absmax, std::uint8_t* flags, int k_alloc, int* cols, int* count, unsigned* done) {
+  detail::allow_next_grid_to_start();  // the gather may start meanwhile (it waits for this grid)
+  if constexpr (kResident) quantize_rows_resident<T, kOutliers>(x, m, k, k_padded, threshold, flags, q, row_absmax);
+  else quantize_row_general<T, kOutliers>(x, blockIdx.x, k, k_padded, threshold, flags, q, row_absmax);
+  if constexpr (kOutliers) {
+    __shared__ bool last;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      __threadfence();  // this block's flags before its arrival (the barrier above: every thread's)
+      last = atomicAdd(done, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    compact_flags_block<kResidentMaxThreads>(flags, k_alloc, cols, count);
+    if (threadIdx.x == 0) *done = 0u;  // every block has arrived: ready for the next call
+  }
+}
+
+// Step 3: dequantize the int32 product and add the outlier columns' product.
 // Each thread owns kEpilogueCols consecutive columns of kEpilogueRows rows:
 // 16-byte loads of the int32 product and of the gathered outlier weights,
 // one 8-byte store per row where N % 4 == 0. blockDim.x is 64 … 256 (small M:
@@ -347,7 +377,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(
 // read them from L2 again: 32 KB per block at 8 outlier columns).
 // The int32 loads are issued first and stay in flight through the outlier
 // part. kOutliers = false: plain vector-wise int8 (fewer registers). Block
-// (0, 0) clears the outlier flags for the next call (quantize_rows has read them).
+// (0, 0) clears the outlier flags for the next call (step 1 has read them).
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
@@ -445,7 +475,7 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
   }
 }
 
-// Small M (decode): steps 3 and 4 in one kernel. The int8 GEMM is memory
+// Small M (decode): steps 2 and 3 in one kernel. The int8 GEMM is memory
 // bound there (the weight is N·K bytes, the activations M·K), so the kernel
 // streams the weight once with 16-byte loads, multiplies on the tensor cores
 // (mma.sync m16n8k32, int8 → int32, exact) and dequantizes in registers: no
@@ -653,15 +683,15 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
   }
 }
 
-// Small M: steps 1 and 2 in one launch — a cluster of kPrepCluster blocks,
+// Small M: step 1 in one launch — a cluster of kPrepCluster blocks,
 // each owning a slice of X's columns for every row, held in registers. A
 // block flags its columns (no other block holds them), takes its rows'
 // absmax over the unflagged ones, and the cluster combines the row maxima and
 // the outlier counts through distributed shared memory: no flag buffer, no
 // completion counter, no second launch. The outlier weights are read by the
 // fused GEMM itself (fused_small_m_kernel), so nothing is gathered here
-// either. Same rules as flag_and_compact_kernel and quantize_rows_*: the
-// int8 values, row absmax, column list and outlier activations are identical.
+// either. Same rule as quantize_rows_kernel: the int8 values, row absmax,
+// column list and outlier activations are identical.
 constexpr int kPrepCluster = 16;  // non-portable size (H100/H200 allow 16)
 constexpr int kPrepThreads = 512;
 constexpr int kPrepHeld = 8;                                            // 8-column groups per thread, in registers
@@ -729,8 +759,8 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_small_m_kernel(
     }
     __syncthreads();
   }
-  // 2. This slice's row maxima over the other columns (fmaxf drops NaN; the
-  //    bits of non-negative floats order like the floats). A warp's items
+  // 2. This slice's row maxima over the values below the threshold (fmaxf
+  //    drops NaN; the bits of non-negative floats order like the floats). A warp's items
   //    are consecutive, so its lanes of one row are adjacent: a segmented
   //    max over them, then one shared atomic per row and warp (one per item
   //    serialised 32 lanes on one address: ~40 µs at M = 128).
@@ -743,10 +773,9 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_small_m_kernel(
     if (row >= 0) {
       float v[8];
       detail::unpack8(raw[h], x, v);
-      const unsigned f = col_mask[group_of[h]];
       float a = 0.0f;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) a = fmaxf(a, (f >> e) & 1u ? 0.0f : fabsf(v[e]));
+      for (int e = 0; e < 8; ++e) a = fmaxf(a, threshold < INFINITY && fabsf(v[e]) >= threshold ? 0.0f : fabsf(v[e]));
       amax = __float_as_uint(a);
     }
 #pragma unroll
@@ -838,6 +867,9 @@ __global__ void plant_outlier_columns_kernel(T* __restrict__ x, std::size_t m, i
 
 int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
+// Blocks for the outlier gather: two per SM (one wave, all resident).
+int gather_blocks() { return 2 * detail::sm_count(); }
+
 // Clusters of 16 blocks need the non-portable size (H100 / H200 allow it);
 // where the device refuses, the automatic path takes cuBLASLt instead.
 template <class T>
@@ -897,6 +929,11 @@ void free_weight(Int8Weight& w) {
 LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m, float threshold, const void* w16)
     : gemm_(gemm), w_(w), act_(act), max_m_(max_m), threshold_(threshold), w16_(w16) {
   if (max_m <= 0) throw std::invalid_argument("LlmInt8Layer: max_m must be > 0");
+  // the outlier gather indexes max_m × k and 512 × n_padded items with 32 bits
+  if (static_cast<long long>(max_m) * w.k_padded >= (1LL << 31) ||
+      static_cast<long long>(kGatheredCapacity) * w.n_padded >= (1LL << 31))
+    throw std::invalid_argument("LlmInt8Layer: max_m · K or N too large (" + std::to_string(max_m) + " × " +
+                                std::to_string(w.k) + ", N = " + std::to_string(w.n) + ")");
   check_cuda(cudaMalloc(&x_int8_, static_cast<std::size_t>(max_m) * w.k_padded), "cudaMalloc(int8 activations)");
   check_cuda(cudaMalloc(&row_absmax_, sizeof(float) * max_m), "cudaMalloc(row absmax)");
   check_cuda(cudaMalloc(&c32_, sizeof(std::int32_t) * max_m * static_cast<std::size_t>(w.n_padded)), "cudaMalloc(int32 product)");
@@ -1018,29 +1055,28 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   dispatch(act_, [&](auto t) {
     using T = decltype(t);
     const T* xt = static_cast<const T*>(x);
-    if (find_outliers) {
-      // ≤ ~2 blocks per SM in all (a full SM of threads; the completion counter takes one atomic per block)
-      const unsigned gx = static_cast<unsigned>((w_.k + kFlagThreads * 8 - 1) / (kFlagThreads * 8));
-      const unsigned gy = std::max(1u, std::min(static_cast<unsigned>(m), 2u * detail::sm_count() / gx));
-      flag_and_compact_kernel<T><<<dim3(gx, gy), kFlagThreads, 0, stream>>>(xt, m, w_.k, threshold_, flags_,
-                                                                       round_up(w_.k, 16), cols_, count_, done_);
-      check_cuda(cudaGetLastError(), "flag_and_compact_kernel");
-    }
-    // The register-resident quantizer where the row fits: enough threads that
+    // The register-resident row form where the row fits: enough threads that
     // each holds ≤ kRowChunks chunks (also with few rows: one chunk per
     // thread, 1024 threads per row, measured 1–5 µs slower at M = 16 and 128,
-    // K = N = 8192); else the general one. Blocks past m gather the outlier
-    // weight columns, `threads` columns each.
+    // K = N = 8192); else the general one. With outliers, the gather after it.
     const bool resident = w_.k % 8 == 0 && w_.k <= kResidentMaxK;
     const int threads = resident ? std::clamp(round_up((w_.k_padded / 8 + kRowChunks - 1) / kRowChunks, 32), 64,
                                               kResidentMaxThreads)
                                  : kThreads;
-    const int blocks = m + (find_outliers ? (w_.n_padded + threads - 1) / threads : 0);
-    check_cuda(detail::launch_after_previous_starts(one_wave(blocks, threads),
-                                                    resident ? quantize_rows_resident_kernel<T> : quantize_rows_kernel<T>,
-                                                    dim3(blocks), dim3(threads), stream, xt, m, w_.k, w_.k_padded,
-                                                    find_outliers ? flags_ : nullptr, x_int8_, row_absmax_, view(T{})),
-               "quantize_rows_kernel");
+    auto launch = [&](auto kernel) {
+      int per_sm = 1;  // the resident form: about one wave of blocks
+      if (resident) check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), "occupancy");
+      const int blocks = resident ? std::min(m, std::max(1, per_sm) * detail::sm_count()) : m;
+      kernel<<<blocks, threads, 0, stream>>>(xt, m, w_.k, w_.k_padded, threshold_, x_int8_, row_absmax_, flags_,
+                                             round_up(w_.k, 16), cols_, count_, done_);
+    };
+    if (resident) find_outliers ? launch(quantize_rows_kernel<T, true, true>) : launch(quantize_rows_kernel<T, true, false>);
+    else find_outliers ? launch(quantize_rows_kernel<T, false, true>) : launch(quantize_rows_kernel<T, false, false>);
+    check_cuda(cudaGetLastError(), "quantize_rows_kernel");
+    if (find_outliers)
+      check_cuda(detail::launch_after_previous_starts(true, outlier_gather_kernel<T>, dim3(gather_blocks()), dim3(kThreads),
+                                                      stream, view(T{}), xt, m, x_int8_),
+                 "outlier_gather_kernel");
   });
   if (wgmma) {
     dispatch(act_, [&](auto t) {

@@ -4,31 +4,35 @@
 //
 //   Y (M×N) = X (M×K) · Wᵀ,  W: N×K (PyTorch Linear layout)
 //
-// 1. flag_and_compact: every column of X with an |x| >= threshold gets a
-//    flag byte; the last block to finish turns the flags into an ascending
-//    index list and a count, on the device (bitsandbytes' argwhere is a host
-//    sync that costs as much as the GEMM at decode sizes).
-// 2. quantize_rows: one block per row, the row held in registers; row absmax
-//    over the other columns, int8 = round(x · 127 / absmax) half away from
-//    zero, outlier columns 0 (kernels/cpu/llm_int8.cpp's rule); the row's
-//    outlier values go to a compact [M][count] block in list order. Extra
-//    blocks of the same launch gather the outlier weight columns into a
-//    contiguous [count][N] fp32 block.
-// 3. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
-//    From M > 64 and about one wave of 128 × 256 output tiles on, steps 3 and
-//    4 are one kernel instead (Int8Path::wgmma): the sums never go to memory, unless
+// 1. One pass over X, two launches. quantize_rows: the row held in
+//    registers; row absmax over its values |x| < threshold, int8 =
+//    round(x · 127 / absmax) half away from zero, the values >= threshold 0
+//    and their columns flagged (a byte each); the last block to finish turns
+//    the flags into an ascending index list and a count, on the device
+//    (bitsandbytes' argwhere is a host sync that costs as much as the GEMM
+//    at decode sizes). outlier_gather (started early, it waits for the
+//    list): zeroes the outlier columns of the int8 rows, copies their x
+//    values to a compact [M][count] block and the outlier weight columns to a
+//    contiguous [count][N] fp32 one.
+//    The row rule is bitsandbytes' (cpu::RowAbsmax::outlier_values_excluded);
+//    the paper's (absmax without the outlier columns) needs every row's
+//    flags before any row is quantized — a second pass over X.
+// 2. int8 × int8 → int32 through cuBLASLt (TN, tuned once per shape).
+//    From M > 64 and about one wave of 128 × 256 output tiles on, steps 2 and
+//    3 are one kernel instead (Int8Path::wgmma): the sums never go to memory, unless
 //    there are more than 32 outlier columns (the device decides: the GEMM
-//    then writes them and step 4 runs as usual).
-//    At small M (decode) steps 3 and 4 are one kernel instead: the weight
+//    then writes them and step 3 runs as usual).
+//    At small M (decode) steps 2 and 3 are one kernel instead: the weight
 //    streamed once through the tensor cores (mma.sync), the int32 sums
 //    dequantized in registers (fused_small_m_kernel; the same outputs bit for
-//    bit), and steps 1 and 2 one cluster of 16 blocks (prepare_small_m_kernel).
+//    bit), and step 1 one cluster of 16 blocks (prepare_small_m_kernel).
 //    See Int8Path.
-// 4. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
+// 3. epilogue: Y = C32 · rowabsmax · colabsmax / 127² (the CPU reference's
 //    float operations, in its order) + X[:, outliers] · Wdq[:, outliers]ᵀ
 //    accumulated in fp32, rounded once to the output dtype.
-// Steps 2 and 4 start while the step before them ends (programmatic dependent
-// launch) when they are about one wave; LOWBIT_PDL=0 turns that off.
+// The gather and steps 2 and 3 start while the kernel before them ends
+// (programmatic dependent launch) when they are about one wave; LOWBIT_PDL=0
+// turns that off.
 // Weights are quantized once over whole rows. The outlier product uses the
 // 16-bit weight when the layer is given it (LLM.int8() proper), else the
 // int8 weight's dequantization (bitsandbytes without fp16 weights). The CPU
@@ -70,8 +74,8 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 // How forward() runs the layer (the outputs are the same bit for bit):
 //   fused_small_m  one cluster launch flags and quantizes X, one kernel
 //                  multiplies and dequantizes (M ≤ 32 and M·K ≤ 512 Ki);
-//   cublaslt       the flag and quantize launches, cuBLASLt, the epilogue (any M);
-//   wgmma          the flag and quantize launches, then one int8 GEMM on
+//   cublaslt       the quantize and gather launches, cuBLASLt, the epilogue (any M);
+//   wgmma          the quantize and gather launches, then one int8 GEMM on
 //                  Hopper's wgmma with the dequantization and the outlier
 //                  product in its epilogue (llm_int8_wgmma.cu; sm_90a builds
 //                  on a 9.0 device, else forward throws);
@@ -128,7 +132,7 @@ class LlmInt8Layer {
   float* row_absmax_ = nullptr;
   std::int32_t* c32_ = nullptr;
   std::uint8_t* flags_ = nullptr;  // one byte per column of X, [round_up(k, 16)]; 0 between calls
-  unsigned* done_ = nullptr;       // flag kernel's completion counter; 0 between calls
+  unsigned* done_ = nullptr;       // step 1's completion counter; 0 between calls
   int* cols_ = nullptr;
   int* count_ = nullptr;
   float* gathered_ = nullptr;   // outlier weight columns, [min(k, 512)][n_padded] fp32
