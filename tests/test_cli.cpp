@@ -288,6 +288,7 @@ TEST_F(Cli, KernelBenchMatmulOptions) {
   expect_usage_error(run("kernel-bench --ops matmul --matmul-m 0"), "--matmul-m: '0' is not a positive integer");
   expect_usage_error(run("kernel-bench --ops matmul --matmul-m 1,2.5"), "--matmul-m: '2.5'");
   expect_usage_error(run("kernel-bench --ops matmul --matmul-m 70000"), "above 65536");
+  expect_usage_error(run("kernel-bench --ops matmul --matmul-shapes 131072x16 --matmul-m 16384"), "M · K must be below 2^31");
   expect_usage_error(run("kernel-bench --ops matmul --outliers 0,0.7"), "--outliers: '0.7' is not a fraction");
   expect_usage_error(run("kernel-bench --ops matmul --outliers -0.01"), "--outliers: '-0.01'");
   expect_usage_error(run("kernel-bench --ops matmul --outliers 1%"), "--outliers: '1%'");

@@ -83,6 +83,22 @@ double rel_fro(const std::vector<float>& y, const std::vector<double>& ref) {
   return std::sqrt(num / den);
 }
 
+// The layer's int8 activations (m × kp on the device, zeros past k) against
+// the CPU reference's rows; failures reported under `where`. Returns the count.
+std::size_t count_int8_mismatches(const cuda::LlmInt8Layer& layer, const cpu::Int8Rows& want, int m, int k,
+                                  const std::string& where) {
+  const int kp = layer.k_padded();
+  std::vector<std::int8_t> got(static_cast<std::size_t>(m) * kp);
+  cuda::check_cuda(cudaMemcpy(got.data(), layer.x_int8(), got.size(), cudaMemcpyDeviceToHost), "D2H");
+  std::size_t bad = 0;
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < kp; ++c) {
+      const int w = c < k ? want.q[static_cast<std::size_t>(r) * k + c] : 0, have = got[static_cast<std::size_t>(r) * kp + c];
+      if (w != have && ++bad <= 5) ADD_FAILURE() << where << " row " << r << " col " << c << ": cpu " << w << " gpu " << have;
+    }
+  return bad;
+}
+
 std::vector<float> run_layer(cuda::LtGemm& gemm, const Data& x, const Data& w, int m, int k, int n, float threshold,
                              bool keep_16bit_weight = true) {
   DeviceBuffer<std::uint16_t> dx(x.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n);
@@ -147,25 +163,18 @@ TEST(CudaLlmInt8, ActivationInt8EqualsCpuRule) {
       cuda::LlmInt8Layer layer(gemm, q, act, m, INFINITY);
       layer.forward(dx.p, dy.p, m, nullptr);
       cuda::check_cuda(cudaDeviceSynchronize(), "sync");
-      const int kp = layer.k_padded();
-      std::vector<std::int8_t> got(static_cast<std::size_t>(m) * kp);
-      cuda::check_cuda(cudaMemcpy(got.data(), layer.x_int8(), got.size(), cudaMemcpyDeviceToHost), "D2H");
-      std::size_t bad = 0, ties = 0;
-      for (int r = 0; r < m; ++r) {
-        float amax = 0.0f;  // the CPU reference's: NaN ignored
-        for (int c = 0; c < k; ++c) amax = std::max(amax, std::fabs(xs[static_cast<std::size_t>(r) * k + c]));
-        for (int c = 0; c < kp; ++c) {
-          const float v = c < k ? xs[static_cast<std::size_t>(r) * k + c] : 0.0f;
-          const float y = v * (127.0f / amax);
-          const int want = amax > 0.0f ? round_clamp(y, -127, 127) : 0;
-          const int have = got[static_cast<std::size_t>(r) * kp + c];
-          if (std::fabs(y) - std::floor(std::fabs(y)) == 0.5f) ++ties;
-          if (want != have && ++bad <= 5)
-            ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << " row " << r << " col " << c << ": x " << v
-                          << " cpu " << want << " gpu " << have;
+      // plain vector-wise int8: every column kept, the absmax over all of them (NaN ignored)
+      const auto want = cpu::int8_rows(xs.data(), static_cast<std::size_t>(m), static_cast<std::size_t>(k),
+                                       std::vector<bool>(static_cast<std::size_t>(k), true),
+                                       cpu::RowAbsmax::outlier_columns_excluded, INFINITY);
+      const std::string where = std::string(act == Act::bf16 ? "bf16 " : "fp16 ") + std::to_string(m) + "x" + std::to_string(k);
+      EXPECT_EQ(count_int8_mismatches(layer, want, m, k, where), 0u) << where;
+      std::size_t ties = 0;
+      for (int r = 0; r < m; ++r)
+        for (int c = 0; c < k; ++c) {
+          const float y = std::fabs(xs[static_cast<std::size_t>(r) * k + c] * (127.0f / want.absmax[static_cast<std::size_t>(r)]));
+          if (y - std::floor(y) == 0.5f) ++ties;
         }
-      }
-      EXPECT_EQ(bad, 0u) << m << "x" << k;
       EXPECT_GT(ties, 100u);  // row 0: every value a tie
       cuda::free_weight(q);
     }
@@ -367,38 +376,27 @@ TEST(CudaLlmInt8, OnePassRowRuleWithOutliers) {
     auto q = cuda::quantize_weight(Act::bf16, dw.p, 16, k, nullptr);
     cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
     layer.set_path(path);
-    const int kp = layer.k_padded();
+    std::vector<bool> keep(static_cast<std::size_t>(k), true);
+    for (int c : planted) keep[static_cast<std::size_t>(c)] = false;
+    const auto want = cpu::int8_rows(xs.data(), static_cast<std::size_t>(m), static_cast<std::size_t>(k), keep,
+                                     cpu::RowAbsmax::outlier_values_excluded, 6.0f);
+    const auto want_cols = cpu::outlier_columns(xs.data(), static_cast<std::size_t>(m), static_cast<std::size_t>(k), 6.0f);
+    ASSERT_EQ(want_cols, std::vector<std::size_t>(planted.begin(), planted.end()));  // the data: only the planted ones
+    for (int r = 1; r < m; r += 2) ASSERT_EQ(want.absmax[static_cast<std::size_t>(r)], 5.0f);  // the planted 5s set the odd rows' scale
     for (int call = 0; call < 2; ++call) {
       const std::string where = "path " + std::to_string(static_cast<int>(path)) + " " + std::to_string(m) + "x" +
                                 std::to_string(k) + " call " + std::to_string(call);
       layer.forward(dx.p, dy.p, m, nullptr);
       cuda::check_cuda(cudaDeviceSynchronize(), "sync");
-      std::vector<std::int8_t> got(static_cast<std::size_t>(m) * kp);
       std::vector<float> absmax(static_cast<std::size_t>(m));
       int count = 0;
-      cuda::check_cuda(cudaMemcpy(got.data(), layer.x_int8(), got.size(), cudaMemcpyDeviceToHost), "D2H");
       cuda::check_cuda(cudaMemcpy(absmax.data(), layer.row_absmax(), sizeof(float) * m, cudaMemcpyDeviceToHost), "D2H");
       cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "D2H");
       std::vector<int> cols(static_cast<std::size_t>(std::max(count, 0)));
       cuda::check_cuda(cudaMemcpy(cols.data(), layer.outlier_cols(), sizeof(int) * cols.size(), cudaMemcpyDeviceToHost), "D2H");
       EXPECT_EQ(cols, planted) << where;
-      std::size_t bad = 0;
-      for (int r = 0; r < m; ++r) {
-        float amax = 0.0f;
-        for (int c = 0; c < k; ++c)
-          if (std::fabs(xs[static_cast<std::size_t>(r) * k + c]) < 6.0f) amax = std::max(amax, std::fabs(xs[static_cast<std::size_t>(r) * k + c]));
-        if (r % 2) EXPECT_EQ(amax, 5.0f);  // the planted 5s set the odd rows' scale
-        EXPECT_EQ(absmax[static_cast<std::size_t>(r)], amax) << where << " row " << r;
-        for (int c = 0; c < kp; ++c) {
-          const float v = c < k ? xs[static_cast<std::size_t>(r) * k + c] : 0.0f;
-          const bool in_outlier_column = std::find(planted.begin(), planted.end(), c) != planted.end();
-          const bool zero = in_outlier_column;  // also every |v| >= 6
-          const int want = zero ? 0 : round_clamp(v * (127.0f / amax), -127, 127);
-          const int have = got[static_cast<std::size_t>(r) * kp + c];
-          if (want != have && ++bad <= 5) ADD_FAILURE() << where << " row " << r << " col " << c << ": cpu " << want << " gpu " << have;
-        }
-      }
-      EXPECT_EQ(bad, 0u) << where;
+      EXPECT_EQ(absmax, want.absmax) << where;
+      EXPECT_EQ(count_int8_mismatches(layer, want, m, k, where), 0u) << where;
     }
     cuda::free_weight(q);
   }

@@ -949,6 +949,10 @@ int run_cli(const std::vector<std::string>& args) {
     if (o.matmul_ms.back() > 65536) throw UsageError("kernel-bench: --matmul-m: '" + m + "' is above 65536");
   }
   if (o.matmul_ms.empty()) throw UsageError("kernel-bench: --matmul-m needs at least one batch size");
+  for (const std::size_t m : o.matmul_ms)  // the LLM.int8 layer indexes M × K activations with 32 bits
+    for (const auto& [k, n] : o.matmul_shapes)
+      if (m * k >= (std::size_t{1} << 31))
+        throw UsageError(fmt::format("kernel-bench: --matmul-m {} with K = {}: M · K must be below 2^31", m, k));
   if (const auto f = (*vm)["matmul-formats"].as<std::string>(); f != "all") {
     const std::vector<std::string> known = {"bf16", "int8", "e4m3fn", "e5m2xe4m3fn", "int8@row", "llm.int8", "e4m3fn@tensor"};
     for (const auto& name : split_list(f)) {

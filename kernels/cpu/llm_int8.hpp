@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace lowbit::cpu {
@@ -37,6 +38,22 @@ struct LlmInt8Result {
   std::vector<float> c;                  // m × n, row-major
   std::vector<std::size_t> outlier_cols;  // columns of A treated in 16/32-bit
 };
+
+// The columns of A (m × k) holding any |a| >= threshold, ascending.
+std::vector<std::size_t> outlier_columns(const float* a, std::size_t m, std::size_t k, float threshold);
+
+// A's rows as int8 (m × k, row-major) and their absmax: the absmax by `rule`
+// (outlier_columns_excluded: over the columns `keep`; outlier_values_excluded:
+// over the values |a| < threshold), int8 = round(a · 127 / absmax), ties away
+// from zero, saturated to ±127 (integer.hpp's round_clamp: NaN → −127), and 0
+// in the columns not kept. Plain vector-wise int8: every column kept,
+// outlier_columns_excluded. The GPU's activation quantizer equals this.
+struct Int8Rows {
+  std::vector<std::int8_t> q;
+  std::vector<float> absmax;
+};
+Int8Rows int8_rows(const float* a, std::size_t m, std::size_t k, const std::vector<bool>& keep, RowAbsmax rule,
+                   float threshold);
 
 // Vector-wise int8 matmul (no outlier handling).
 std::vector<float> int8_vectorwise_matmul(const float* a, const float* b, std::size_t m, std::size_t k,
