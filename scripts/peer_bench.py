@@ -733,8 +733,10 @@ def cmd_compare(args):
 
     out = []
     p = lambda s="": out.append(s)
+    read = la.get("read_gbps", 0.0)
     p(f"## lowbit vs peers — {la.get('gpu_name', '?')}; copy ceiling {copy:.0f} GB/s (lowbit run), "
-      f"{pa.get('copy_gbps', 0):.0f} GB/s (peer run); graph times, eager in brackets")
+      f"{pa.get('copy_gbps', 0):.0f} GB/s (peer run)" + (f"; read ceiling {read:.0f} GB/s (lowbit run)" if read else "")
+      + "; graph times, eager in brackets")
     pairs = [("dequantize", "nf4@64", "bf16", [("bnb", "nf4@64"), ("torch.compile", "nf4@64")]),
              ("dequantize", "nf4@64", "fp16", []), ("dequantize", "nf4@64", "fp32", []),
              ("dequantize", "nf4@4096", "bf16", [("bnb", "nf4@4096")]),
@@ -772,7 +774,8 @@ def cmd_compare(args):
     ms = sorted({r["M"] for r in rows if r["op"] == "gemm4"})
     if shapes:
         p()
-        p("### 4-bit weight x bf16 activation, us per call (graph; eager in brackets); ratio = peer / lowbit nf4")
+        p("### 4-bit weight x bf16 activation, us per call (graph; eager in brackets); ratio = peer / lowbit nf4; "
+          "x ideal = time / (weight bytes at the " + ("read" if read else "copy") + " ceiling)")
         p(f"{'K x N':<12} {'M':>3} | {'lowbit nf4':>17} {'x ideal':>7} | {'cuBLASLt bf16':>17} {'torch bf16':>17} "
           f"{'deq+cuBLAS':>17} {'tinygemm':>17} {'bnb nf4':>17} | {'lowbit int4':>11}")
 

@@ -95,6 +95,13 @@ DeviceInfo device_info();
 // over `reps` copies of `bytes` (cudaMemcpyAsync).
 Timing time_copy(std::size_t bytes, const TimingConfig& cfg, void* stream, double* gbps);
 
+// Read bandwidth, bytes read per second, median over `reps` launches of a
+// streaming kernel that reads `bytes` (16-byte loads, evict-first, a full
+// grid) and writes nothing: the floor of kernels that mostly read, such as a
+// GEMV's weight (issue 8 states its ideal "at the measured read rate"). It is
+// 3–7 % above the copy rate on the H100 / H200 (kernels/NOTES.md).
+Timing time_read(std::size_t bytes, const TimingConfig& cfg, void* stream, double* gbps);
+
 // cuBLASLt bf16 (or fp16) matmul y[M×N] = x[M×K] · W[N×K]^T (TN, fp32
 // accumulate), with a 32 MiB workspace and the heuristic's first algorithm.
 class LtMatmul {
