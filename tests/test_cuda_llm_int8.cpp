@@ -593,5 +593,36 @@ TEST(CudaFp8, QuantizeWithAmaxEqualsCpuAndGemmMatchesFp64) {
   EXPECT_EQ(scratch.download(128)[48], amax_x);
 }
 
+// Current scaling at sizes on each side of the one-pass kernel's bounds (fp8_quantize.cu): all of the
+// tensor kept in shared memory, a remainder re-read, and too large (the two-pass path); n not a multiple of
+// 8, the amax planted once near the end. Codes, amax and 1/s equal the CPU reference's.
+TEST(CudaFp8, CurrentScalingOnEitherSideOfTheOnePassBound) {
+  SKIP_WITHOUT_GPU();
+  std::vector<std::size_t> sizes = {1'000'003, 20'000'005, 30'000'001};
+  if (std::getenv("LOWBIT_TEST_SMALL")) sizes = {1'000'003};
+  DeviceBuffer<float> scratch(64);
+  for (const std::size_t n : sizes) {
+    SCOPED_TRACE(n);
+    // 132 SMs × ~227 KB + 16 MiB ≈ 47 MB: the first two take the one-pass kernel on an H100 / H200.
+    if (!std::getenv("LOWBIT_FP8_ONE_PASS")) EXPECT_EQ(cuda::quantize_e4m3_current_one_pass(Act::bf16, n), n * 2 < 47'000'000);
+    Data x = make(1, n, 1.0, 70 + n % 97);
+    x.bits[n - 5] = static_cast<std::uint16_t>(encode(bf16, -37.5f));  // the amax, negative
+    x.values[n - 5] = -37.5f;
+    DeviceBuffer<std::uint16_t> dx(n);
+    DeviceBuffer<std::uint8_t> q(n);
+    dx.upload(x.bits);
+    cuda::quantize_e4m3_current(Act::bf16, dx.p, n, q.p, scratch.p, scratch.p + 16, nullptr);
+    const auto sc = scratch.download(64);
+    EXPECT_EQ(sc[0], 37.5f);
+    EXPECT_EQ(sc[16], 1.0f / (448.0f / 37.5f));
+    const auto got = q.download(n);
+    const float s = 448.0f / 37.5f;
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (encode(e4m3fn, x.values[i] * s) != got[i] && ++bad <= 3) ADD_FAILURE() << "element " << i;
+    EXPECT_EQ(bad, 0u);
+  }
+}
+
 }  // namespace
 #endif

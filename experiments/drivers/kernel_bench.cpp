@@ -780,11 +780,18 @@ void run_matmul(Bench& b) {
   }
 }
 
-// Quantize with amax, bf16 -> e4m3fn, per-tensor scale: current scaling (two
-// passes: amax, then quantize) against delayed scaling (one pass; the scale
-// from the previous amax, this amax recorded), interleaved.
+// Quantize with amax, bf16 -> e4m3fn, per-tensor scale: current scaling
+// against delayed scaling (one pass; the scale from the previous amax, this
+// amax recorded), interleaved; at an LLM layer's activations (2048 tokens ×
+// 8192, 32 MiB: current scaling's one-pass kernel, the tensor held in shared
+// memory) and at --elements (512 MiB by default: two passes over DRAM).
+void run_fp8quant_at(Bench& b, std::size_t n);
 void run_fp8quant(Bench& b) {
-  const std::size_t n = b.opt.elements;
+  const std::size_t activations = std::size_t{2048} * 8192;
+  if (b.opt.elements != activations) run_fp8quant_at(b, activations);
+  run_fp8quant_at(b, b.opt.elements);
+}
+void run_fp8quant_at(Bench& b, std::size_t n) {
   const double bytes = 3.0 * n;  // 2 B read + 1 B written per element
   const std::size_t rot = b.rotation_for(bytes);
   std::vector<DeviceBuffer> xs;
@@ -907,7 +914,7 @@ int run_cli(const std::vector<std::string>& args) {
                "what to time: ceiling (copy, read + cuBLASLt 8192^3; always run when other ops are), dequant, quant, gemm, "
                "matmul (per --matmul-shapes x --matmul-m, interleaved over --rounds: cuBLASLt bf16, int8 -> int32, "
                "e4m3 and e5m2 x e4m3 GEMMs, int8 vector-wise / LLM.int8 (per --outliers) / FP8 layers), fp8quant "
-               "(bf16 -> e4m3 with amax, current vs delayed scaling, --elements)")(
+               "(bf16 -> e4m3 with amax, current vs delayed scaling, at 2048 x 8192 and --elements)")(
       "matmul-shapes", po::value<std::string>()->default_value("4096x4096,8192x8192,8192x28672,28672x8192")->value_name("KxN,..."),
       "matmul shapes, K (in features) x N (out features), multiples of 16")(
       "matmul-m", po::value<std::string>()->default_value("1,16,128,2048,8192")->value_name("LIST"),

@@ -1,7 +1,11 @@
 // kernels/cuda/fp8_quantize.cu — see fp8_quantize.cuh.
 #include "kernels/cuda/fp8_quantize.cuh"
 
+#include <cooperative_groups.h>
 #include <cuda_fp8.h>
+
+#include <cstdint>
+#include <cstdlib>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -73,6 +77,71 @@ __global__ void quantize_kernel(const T* __restrict__ x, std::size_t n, std::uin
   }
 }
 
+// Current scaling in one pass over DRAM, for tensors that fit in the GPU's shared memory (plus a remainder
+// that stays in L2): one CTA per SM, all resident (a cooperative launch). Each CTA reads its contiguous part
+// of x once, keeps what fits in its shared memory and takes the part's amax; after the grid-wide barrier
+// every CTA has the tensor's amax and quantizes the kept values from shared memory, re-reading only the
+// remainder. The codes, amax and 1/s equal the two-pass path's (the same operations; a max is exact in
+// any order). x is read as 16-byte chunks of 8 values (x 16-byte aligned); the last n % 8 values by CTA 0.
+constexpr int kResidentThreads = 1024;
+constexpr int kInFlight = 8;  // 16-byte loads in flight per thread (128 KB per SM)
+template <class T>
+__global__ void __launch_bounds__(kResidentThreads, 1)
+    quantize_resident_kernel(const T* __restrict__ x, std::size_t n, std::uint8_t* __restrict__ out,
+                             float* __restrict__ amax, float* __restrict__ dequant_scale, std::size_t kept_chunks) {
+  extern __shared__ uint4 kept[];
+  const std::size_t n8 = n / 8, per = (n8 + gridDim.x - 1) / gridDim.x;
+  const std::size_t c0 = blockIdx.x * per < n8 ? blockIdx.x * per : n8, c1 = c0 + per < n8 ? c0 + per : n8;
+  const std::size_t held = c1 - c0 < kept_chunks ? c1 - c0 : kept_chunks;
+  const uint4* xc = reinterpret_cast<const uint4*>(x);
+  float m = 0.0f;
+  auto absmax8 = [&](const uint4& w) {
+    float v[8];
+    detail::unpack8(w, x, v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[e]));
+  };
+  // The kept part: read once, evict-first (so that the remainder, read again below, stays in L2).
+  std::size_t i = threadIdx.x;
+  for (; i + (kInFlight - 1) * kResidentThreads < held; i += kInFlight * kResidentThreads) {
+    uint4 w[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) w[u] = __ldcs(xc + c0 + i + u * kResidentThreads);
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      kept[i + u * kResidentThreads] = w[u];
+      absmax8(w[u]);
+    }
+  }
+  for (; i < held; i += kResidentThreads) {
+    const uint4 w = __ldcs(xc + c0 + i);
+    kept[i] = w;
+    absmax8(w);
+  }
+  for (std::size_t c = c0 + held + threadIdx.x; c < c1; c += kResidentThreads) absmax8(xc[c]);
+  if (blockIdx.x == 0)
+    for (std::size_t j = 8 * n8 + threadIdx.x; j < n; j += kResidentThreads) m = fmaxf(m, fabsf(detail::load1(x + j)));
+  m = detail::block_max<kResidentThreads>(m);
+  if (threadIdx.x == 0) atomic_max_nonneg(amax, m);
+  cooperative_groups::this_grid().sync();
+
+  const float s = scale_from_amax(*amax);
+  if (blockIdx.x == 0 && threadIdx.x == 0) *dequant_scale = 1.0f / s;
+  auto encode8 = [&](const uint4& w, std::size_t chunk) {
+    float v[8];
+    detail::unpack8(w, x, v);
+    uint2 packed;
+    packed.x = e4m3x2(v[0] * s, v[1] * s) | (static_cast<std::uint32_t>(e4m3x2(v[2] * s, v[3] * s)) << 16);
+    packed.y = e4m3x2(v[4] * s, v[5] * s) | (static_cast<std::uint32_t>(e4m3x2(v[6] * s, v[7] * s)) << 16);
+    __stcs(reinterpret_cast<uint2*>(out) + chunk, packed);
+  };
+  for (std::size_t ch = c0 + threadIdx.x; ch < c1; ch += kResidentThreads)
+    encode8(ch - c0 < kept_chunks ? kept[ch - c0] : xc[ch], ch);
+  if (blockIdx.x == 0)
+    for (std::size_t i = 8 * n8 + threadIdx.x; i < n; i += kResidentThreads)
+      out[i] = static_cast<std::uint8_t>(e4m3x2(detail::load1(x + i) * s, 0.0f) & 0xFFu);
+}
+
 // 16 chunks of 8 elements per thread, every CTA launched: delayed scaling at 99 % of copy against 94.5 %
 // for 8 persistent CTAs per SM (H200); 16 keeps the per-CTA amax atomics few.
 unsigned grid(std::size_t n) { return detail::grid_one_pass((n + 7) / 8, kThreads * 16); }
@@ -83,11 +152,94 @@ void dispatch(Act act, F&& f) {
   else f(__half{});
 }
 
+// LOWBIT_FP8_ONE_PASS=0 in the environment takes the two-pass path at every size (to measure what the
+// one-pass kernel gives).
+bool resident_allowed() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOWBIT_FP8_ONE_PASS");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+// The resident kernel's grid and shared memory on this device (ctas = 0: it cannot run here).
+struct ResidentConfig {
+  int ctas = 0;
+  std::size_t smem = 0;
+};
+template <class T>
+const ResidentConfig& resident_config() {
+  static const ResidentConfig cfg = [] {
+    ResidentConfig c;
+    int dev = 0, optin = 0, sms = 0, per_sm = 0;
+    cudaFuncAttributes fa{};
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaFuncGetAttributes(&fa, quantize_resident_kernel<T>) != cudaSuccess ||
+        static_cast<std::size_t>(optin) < fa.sharedSizeBytes + 1024) {
+      cudaGetLastError();
+      return c;
+    }
+    const std::size_t smem = (static_cast<std::size_t>(optin) - fa.sharedSizeBytes) / 16 * 16;  // beside the static part
+    if (cudaFuncSetAttribute(quantize_resident_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem)) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, quantize_resident_kernel<T>, kResidentThreads, smem) !=
+            cudaSuccess || per_sm < 1) {
+      cudaGetLastError();
+      return c;
+    }
+    c.ctas = sms;
+    c.smem = smem;
+    return c;
+  }();
+  return cfg;
+}
+// Where the tensor fits in shared memory plus 16 MiB (left in L2; the H100 / H200 have 50 MB).
+template <class T>
+bool resident_fits(std::size_t n) {
+  const ResidentConfig& cfg = resident_config<T>();
+  return resident_allowed() && cfg.ctas > 0 &&
+         n * sizeof(T) <= static_cast<std::size_t>(cfg.ctas) * cfg.smem + (std::size_t{16} << 20);
+}
+// The resident kernel's launch: 1 if it launched, 0 if it does not apply, the error otherwise.
+template <class T>
+int launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, float* dequant_scale,
+                    cudaStream_t stream) {
+  if (!resident_fits<T>(n) || reinterpret_cast<std::uintptr_t>(x) % 16 != 0) return 0;
+  const ResidentConfig& cfg = resident_config<T>();
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeCooperative;
+  attr.val.cooperative = 1;
+  cudaLaunchConfig_t lc{};
+  lc.gridDim = dim3(static_cast<unsigned>(cfg.ctas));
+  lc.blockDim = dim3(kResidentThreads);
+  lc.dynamicSmemBytes = cfg.smem;
+  lc.stream = stream;
+  lc.attrs = &attr;
+  lc.numAttrs = 1;
+  const std::size_t kept = cfg.smem / 16;
+  const cudaError_t rc = cudaLaunchKernelEx(&lc, quantize_resident_kernel<T>, x, n, out, amax, dequant_scale, kept);
+  if (rc == cudaErrorCooperativeLaunchTooLarge) {  // the SMs are not all free (another context): two passes
+    cudaGetLastError();
+    return 0;
+  }
+  return rc == cudaSuccess ? 1 : -static_cast<int>(rc);
+}
+
 }  // namespace
 
 void quantize_e4m3_current(Act act, const void* x, std::size_t n, std::uint8_t* out, float* amax,
                            float* dequant_scale, cudaStream_t stream) {
   check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
+  bool done = false;
+  dispatch(act, [&](auto t) {
+    using T = decltype(t);
+    const int r = launch_resident(static_cast<const T*>(x), n, out, amax, dequant_scale, stream);
+    if (r < 0) check_cuda(static_cast<cudaError_t>(-r), "quantize_e4m3_current (one pass)");
+    done = r == 1;
+  });
+  if (done) return;
   dispatch(act, [&](auto t) {
     using T = decltype(t);
     amax_kernel<T><<<grid(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, amax);
@@ -106,6 +258,12 @@ void quantize_e4m3_delayed(Act act, const void* x, std::size_t n, std::uint8_t* 
                                                                  dequant_scale);
   });
   check_cuda(cudaGetLastError(), "quantize_e4m3_delayed");
+}
+
+bool quantize_e4m3_current_one_pass(Act act, std::size_t n) {
+  bool fits = false;
+  dispatch(act, [&](auto t) { fits = resident_fits<decltype(t)>(n); });
+  return fits;
 }
 
 }  // namespace lowbit::cuda

@@ -4,8 +4,11 @@
 // (formats/minifloat.hpp); the GPU uses the cvt.rn.satfinite instruction,
 // which equals it bit for bit (tests/test_cuda_fp8.cpp).
 //
-// current scaling: s from this tensor's amax — two passes (amax, then
-//                  quantize), no host synchronisation;
+// current scaling: s from this tensor's amax, no host synchronisation: one
+//                  pass over DRAM where the tensor fits in the SMs' shared
+//                  memory plus 16 MiB of L2 (a cooperative kernel that keeps
+//                  it on chip between amax and quantize; LOWBIT_FP8_ONE_PASS=0
+//                  turns it off), two passes (amax, then quantize) otherwise;
 // delayed scaling: s from the previous step's amax — one pass that also
 //                  records this tensor's amax for the next step.
 // Both write the dequantization factor 1/s (= amax/448) where cuBLASLt's
@@ -24,6 +27,10 @@ namespace lowbit::cuda {
 // amax must point to one device float (scratch); dequant_scale receives 1/s.
 void quantize_e4m3_current(Act act, const void* x, std::size_t n, std::uint8_t* out, float* amax,
                            float* dequant_scale, cudaStream_t stream);
+
+// Whether quantize_e4m3_current takes the one-pass kernel for n values here
+// (x 16-byte aligned; the SMs free for a cooperative launch).
+bool quantize_e4m3_current_one_pass(Act act, std::size_t n);
 
 // amax_prev: last step's amax (read); amax_next: this tensor's amax (written;
 // may equal neither). dequant_scale receives amax_prev/448.
