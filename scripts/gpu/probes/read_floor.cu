@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <vector>
 #include <algorithm>
+#include <tuple>
 #define CK(x) do { auto e = (x); if (e != 0) { printf("err %d at %s:%d\n", (int)e, __FILE__, __LINE__); exit(1);} } while (0)
 
 __global__ void __launch_bounds__(512) read_kernel(const uint4* __restrict__ p, size_t n16, unsigned* out, int pdl) {
@@ -39,55 +40,71 @@ __global__ void __launch_bounds__(256) chain_kernel(const unsigned* __restrict__
   if (threadIdx.x < 32) y[blockIdx.x * 32 + threadIdx.x] = w[threadIdx.x & 7] + threadIdx.x;
 }
 
+// Median time per call of a CUDA graph of 20 launches of `kernel` (launch c gets args(c)), optionally
+// with programmatic dependent launch; 30 replays, the first 5 dropped.
+template <class... P, class ArgsOf>
+float graph_us(cudaStream_t s, void (*kernel)(P...), dim3 grid, dim3 block, int pdl, ArgsOf args) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  cudaGraph_t g;
+  cudaGraphExec_t ex;
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int c = 0; c < 20; ++c) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl;
+    std::apply([&](auto... v) { CK(cudaLaunchKernelEx(&cfg, kernel, v...)); }, args(c));
+  }
+  CK(cudaStreamEndCapture(s, &g));
+  CK(cudaGraphInstantiate(&ex, g, 0));
+  std::vector<float> us;
+  for (int r = 0; r < 30; ++r) {
+    cudaEventRecord(a, s);
+    cudaGraphLaunch(ex, s);
+    cudaEventRecord(b, s);
+    cudaEventSynchronize(b);
+    float ms;
+    cudaEventElapsedTime(&ms, a, b);
+    if (r >= 5) us.push_back(ms * 1000 / 20);
+  }
+  std::sort(us.begin(), us.end());
+  cudaGraphExecDestroy(ex);
+  cudaGraphDestroy(g);
+  return us[us.size() / 2];
+}
+
 int main() {
-  int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  const double sizes_mb[] = {9.437, 24.77, 37.75, 132.1, 1073.7};
-  unsigned* out; CK(cudaMalloc(&out, 4));
-  cudaStream_t s; CK(cudaStreamCreate(&s));
-  cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
-  {
-    unsigned* buf[2];
-    for (auto& b : buf) { CK(cudaMalloc(&b, 16384)); CK(cudaMemset(b, 0, 16384)); }
-    for (int pdl = 0; pdl < 2; ++pdl) {
-      cudaGraph_t g; cudaGraphExec_t ex;
-      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      for (int c = 0; c < 20; ++c) {
-        cudaLaunchConfig_t cfg = {}; cfg.gridDim = dim3(128); cfg.blockDim = dim3(256); cfg.stream = s;
-        cudaLaunchAttribute at[1]; at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[0].val.programmaticStreamSerializationAllowed = 1; cfg.attrs = at; cfg.numAttrs = pdl;
-        CK(cudaLaunchKernelEx(&cfg, chain_kernel, (const unsigned*)buf[c % 2], buf[(c + 1) % 2], pdl));
-      }
-      CK(cudaStreamEndCapture(s, &g)); CK(cudaGraphInstantiate(&ex, g, 0));
-      std::vector<float> us;
-      for (int r = 0; r < 30; ++r) {
-        cudaEventRecord(a, s); cudaGraphLaunch(ex, s); cudaEventRecord(b, s); cudaEventSynchronize(b);
-        float ms; cudaEventElapsedTime(&ms, a, b); if (r >= 5) us.push_back(ms * 1000 / 20);
-      }
-      std::sort(us.begin(), us.end());
-      printf("dependent chain (x 8 KB -> y 16 KB, 128 x 256 threads) pdl=%d: %.2f us per call\n", pdl, us[us.size() / 2]);
-    }
+  int sms;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  const double sizes_mb[] = {9.437, 24.77, 37.75, 132.1, 1073.7};  // issue 8's nf4@64 weights, and 1 GiB
+  unsigned* out;
+  CK(cudaMalloc(&out, 4));
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  unsigned* buf[2];
+  for (auto& p : buf) { CK(cudaMalloc(&p, 16384)); CK(cudaMemset(p, 0, 16384)); }
+  for (int pdl = 0; pdl < 2; ++pdl) {
+    const float t = graph_us(s, chain_kernel, dim3(128), dim3(256), pdl, [&](int c) {
+      return std::make_tuple(static_cast<const unsigned*>(buf[c % 2]), buf[(c + 1) % 2], pdl);
+    });
+    printf("dependent chain (x 8 KB -> y 16 KB, 128 x 256 threads) pdl=%d: %.2f us per call\n", pdl, t);
   }
   for (double mb : sizes_mb) {
-    size_t bytes = (size_t)(mb * 1e6) / 16 * 16, n16 = bytes / 16;
+    const size_t bytes = (size_t)(mb * 1e6) / 16 * 16, n16 = bytes / 16;
     std::vector<void*> bufs(4);
     for (auto& p : bufs) { CK(cudaMalloc(&p, bytes)); CK(cudaMemset(p, 1, bytes)); }
     for (int pdl = 0; pdl < 2; ++pdl) {
-      cudaGraph_t g; cudaGraphExec_t ex;
-      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      for (int c = 0; c < 20; ++c) {
-        cudaLaunchConfig_t cfg = {}; cfg.gridDim = dim3(sms * 4); cfg.blockDim = dim3(512); cfg.stream = s;
-        cudaLaunchAttribute at[1]; at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[0].val.programmaticStreamSerializationAllowed = 1; cfg.attrs = at; cfg.numAttrs = pdl;
-        CK(cudaLaunchKernelEx(&cfg, read_kernel, (const uint4*)bufs[c % 4], n16, out, pdl));
-      }
-      CK(cudaStreamEndCapture(s, &g)); CK(cudaGraphInstantiate(&ex, g, 0));
-      std::vector<float> us;
-      for (int r = 0; r < 30; ++r) {
-        cudaEventRecord(a, s); cudaGraphLaunch(ex, s); cudaEventRecord(b, s); cudaEventSynchronize(b);
-        float ms; cudaEventElapsedTime(&ms, a, b); if (r >= 5) us.push_back(ms * 1000 / 20);
-      }
-      std::sort(us.begin(), us.end());
-      printf("read %8.2f MB pdl=%d: %7.2f us = %6.0f GB/s\n", bytes / 1e6, pdl, us[us.size() / 2], bytes / us[us.size() / 2] / 1e3);
+      const float t = graph_us(s, read_kernel, dim3(sms * 4), dim3(512), pdl, [&](int c) {
+        return std::make_tuple(static_cast<const uint4*>(bufs[c % 4]), n16, out, pdl);
+      });
+      printf("read %8.2f MB pdl=%d: %7.2f us = %6.0f GB/s\n", bytes / 1e6, pdl, t, bytes / t / 1e3);
     }
     for (auto p : bufs) cudaFree(p);
   }
