@@ -785,12 +785,6 @@ void run_matmul(Bench& b) {
 // amax recorded), interleaved; at an LLM layer's activations (2048 tokens ×
 // 8192, 32 MiB: current scaling's one-pass kernel, the tensor held in shared
 // memory) and at --elements (512 MiB by default: two passes over DRAM).
-void run_fp8quant_at(Bench& b, std::size_t n);
-void run_fp8quant(Bench& b) {
-  const std::size_t activations = std::size_t{2048} * 8192;
-  if (b.opt.elements != activations) run_fp8quant_at(b, activations);
-  run_fp8quant_at(b, b.opt.elements);
-}
 void run_fp8quant_at(Bench& b, std::size_t n) {
   const double bytes = 3.0 * n;  // 2 B read + 1 B written per element
   const std::size_t rot = b.rotation_for(bytes);
@@ -827,6 +821,11 @@ void run_fp8quant_at(Bench& b, std::size_t n) {
     c.bytes = bytes;
   }
   run_interleaved(b, cs, n, 0, 0, 0, rot, TimingConfig{.warmup = 3, .reps = b.opt.quick ? 10 : 20, .calls = 5});
+}
+void run_fp8quant(Bench& b) {
+  const std::size_t activations = std::size_t{2048} * 8192;
+  if (b.opt.elements != activations) run_fp8quant_at(b, activations);
+  run_fp8quant_at(b, b.opt.elements);
 }
 
 // KxN items; K a multiple of k_multiple, N of n_multiple.

@@ -25,6 +25,11 @@ __device__ __forceinline__ float scale_from_amax(float amax) {
 __device__ __forceinline__ std::uint16_t e4m3x2(float a, float b) {
   return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
 }
+// 8 values × s → 8 e4m3 codes, in order.
+__device__ __forceinline__ uint2 e4m3x8(const float (&v)[8], float s) {
+  return make_uint2(e4m3x2(v[0] * s, v[1] * s) | (static_cast<std::uint32_t>(e4m3x2(v[2] * s, v[3] * s)) << 16),
+                    e4m3x2(v[4] * s, v[5] * s) | (static_cast<std::uint32_t>(e4m3x2(v[6] * s, v[7] * s)) << 16));
+}
 
 
 template <class T>
@@ -61,10 +66,7 @@ __global__ void quantize_kernel(const T* __restrict__ x, std::size_t n, std::uin
 #pragma unroll
       for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[e]));
     }
-    uint2 packed;
-    packed.x = e4m3x2(v[0] * s, v[1] * s) | (static_cast<std::uint32_t>(e4m3x2(v[2] * s, v[3] * s)) << 16);
-    packed.y = e4m3x2(v[4] * s, v[5] * s) | (static_cast<std::uint32_t>(e4m3x2(v[6] * s, v[7] * s)) << 16);
-    __stcs(reinterpret_cast<uint2*>(out + 8 * i), packed);
+    __stcs(reinterpret_cast<uint2*>(out + 8 * i), e4m3x8(v, s));
   }
   for (std::size_t i = 8 * n8 + blockIdx.x * std::size_t{kThreads} + threadIdx.x; i < n; i += stride) {
     const float v = detail::load1(x + i);
@@ -130,10 +132,7 @@ __global__ void __launch_bounds__(kResidentThreads, 1)
   auto encode8 = [&](const uint4& w, std::size_t chunk) {
     float v[8];
     detail::unpack8(w, x, v);
-    uint2 packed;
-    packed.x = e4m3x2(v[0] * s, v[1] * s) | (static_cast<std::uint32_t>(e4m3x2(v[2] * s, v[3] * s)) << 16);
-    packed.y = e4m3x2(v[4] * s, v[5] * s) | (static_cast<std::uint32_t>(e4m3x2(v[6] * s, v[7] * s)) << 16);
-    __stcs(reinterpret_cast<uint2*>(out) + chunk, packed);
+    __stcs(reinterpret_cast<uint2*>(out) + chunk, e4m3x8(v, s));
   };
   for (std::size_t ch = c0 + threadIdx.x; ch < c1; ch += kResidentThreads)
     encode8(ch - c0 < kept_chunks ? kept[ch - c0] : xc[ch], ch);
