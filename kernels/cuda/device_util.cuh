@@ -139,12 +139,14 @@ __device__ __forceinline__ void allow_next_grid_to_start() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+// A kernel feature the environment can switch off (NAME=0) to measure what it gives; on otherwise.
+inline bool switched_on(const char* name) {
+  const char* v = std::getenv(name);
+  return !(v && v[0] == '0');
+}
 // LOWBIT_PDL=0 in the environment launches such kernels normally (to measure what the overlap gives).
 inline bool pdl_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOWBIT_PDL");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = switched_on("LOWBIT_PDL");
   return on;
 }
 // overlap = false: a normal launch (the caller's judgement: measured, an

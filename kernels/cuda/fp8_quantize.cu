@@ -5,7 +5,6 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -135,10 +134,10 @@ __global__ void __launch_bounds__(kResidentThreads, 1)
     __stcs(reinterpret_cast<uint2*>(out) + chunk, e4m3x8(v, s));
   };
   for (std::size_t ch = c0 + threadIdx.x; ch < c1; ch += kResidentThreads)
-    encode8(ch - c0 < kept_chunks ? kept[ch - c0] : xc[ch], ch);
+    encode8(ch - c0 < held ? kept[ch - c0] : xc[ch], ch);
   if (blockIdx.x == 0)
-    for (std::size_t i = 8 * n8 + threadIdx.x; i < n; i += kResidentThreads)
-      out[i] = static_cast<std::uint8_t>(e4m3x2(detail::load1(x + i) * s, 0.0f) & 0xFFu);
+    for (std::size_t j = 8 * n8 + threadIdx.x; j < n; j += kResidentThreads)
+      out[j] = static_cast<std::uint8_t>(e4m3x2(detail::load1(x + j) * s, 0.0f) & 0xFFu);
 }
 
 // 16 chunks of 8 elements per thread, every CTA launched: delayed scaling at 99 % of copy against 94.5 %
@@ -154,10 +153,7 @@ void dispatch(Act act, F&& f) {
 // LOWBIT_FP8_ONE_PASS=0 in the environment takes the two-pass path at every size (to measure what the
 // one-pass kernel gives).
 bool resident_allowed() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOWBIT_FP8_ONE_PASS");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = detail::switched_on("LOWBIT_FP8_ONE_PASS");
   return on;
 }
 
@@ -201,11 +197,11 @@ bool resident_fits(std::size_t n) {
   return resident_allowed() && cfg.ctas > 0 &&
          n * sizeof(T) <= static_cast<std::size_t>(cfg.ctas) * cfg.smem + (std::size_t{16} << 20);
 }
-// The resident kernel's launch: 1 if it launched, 0 if it does not apply, the error otherwise.
+// The resident kernel's launch: false where it does not apply (or cannot get all SMs), then two passes.
 template <class T>
-int launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, float* dequant_scale,
-                    cudaStream_t stream) {
-  if (!resident_fits<T>(n) || reinterpret_cast<std::uintptr_t>(x) % 16 != 0) return 0;
+bool launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, float* dequant_scale,
+                     cudaStream_t stream) {
+  if (!resident_fits<T>(n) || reinterpret_cast<std::uintptr_t>(x) % 16 != 0) return false;
   const ResidentConfig& cfg = resident_config<T>();
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeCooperative;
@@ -219,11 +215,12 @@ int launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, f
   lc.numAttrs = 1;
   const std::size_t kept = cfg.smem / 16;
   const cudaError_t rc = cudaLaunchKernelEx(&lc, quantize_resident_kernel<T>, x, n, out, amax, dequant_scale, kept);
-  if (rc == cudaErrorCooperativeLaunchTooLarge) {  // the SMs are not all free (another context): two passes
+  if (rc == cudaErrorCooperativeLaunchTooLarge) {  // the SMs are not all free (another context)
     cudaGetLastError();
-    return 0;
+    return false;
   }
-  return rc == cudaSuccess ? 1 : -static_cast<int>(rc);
+  check_cuda(rc, "quantize_e4m3_current (one pass)");
+  return true;
 }
 
 }  // namespace
@@ -231,16 +228,9 @@ int launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, f
 void quantize_e4m3_current(Act act, const void* x, std::size_t n, std::uint8_t* out, float* amax,
                            float* dequant_scale, cudaStream_t stream) {
   check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
-  bool done = false;
   dispatch(act, [&](auto t) {
     using T = decltype(t);
-    const int r = launch_resident(static_cast<const T*>(x), n, out, amax, dequant_scale, stream);
-    if (r < 0) check_cuda(static_cast<cudaError_t>(-r), "quantize_e4m3_current (one pass)");
-    done = r == 1;
-  });
-  if (done) return;
-  dispatch(act, [&](auto t) {
-    using T = decltype(t);
+    if (launch_resident(static_cast<const T*>(x), n, out, amax, dequant_scale, stream)) return;
     amax_kernel<T><<<grid(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, amax);
     quantize_kernel<T, false><<<grid(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, out, amax, nullptr,
                                                                   dequant_scale);
