@@ -262,13 +262,17 @@ TEST(CudaLlmInt8, OutliersTenTimesBetterThanPlainInt8) {
 // the dequantization is the same float operations, so any difference is a bug.
 // Every output of `path` equals the cuBLASLt path's bit for bit (both exact in the integer part, the
 // same float operations after it), over K × N shapes with 0, 1, 4 and 750 outlier columns (past the
-// 512 gathered ones), with and without the 16-bit weight, bf16 and fp16.
+// 512 gathered ones), with and without the 16-bit weight, bf16 and fp16. `tensor_core_outliers`: the
+// path's outlier product runs on the tensor cores (fp32 sums in their order, not epilogue_kernel's
+// sequential FMAs), so with outlier columns each output may differ by one unit in the last place of the
+// 16-bit format plus 2^-20 of the outlier products' magnitudes, Σ_c |x[r, c] · w[n, c]| (fp32 sums in
+// another order: seen up to ~2^-23 of it, where 750 outlier columns nearly cancel).
 struct PathCase {
   int k, n;
   std::vector<int> outliers;
 };
 void expect_path_equals_cublaslt(cuda::Int8Path path, const char* name, std::vector<PathCase> cases, std::vector<int> ms,
-                                 std::vector<Act> acts) {
+                                 std::vector<Act> acts, bool tensor_core_outliers = false) {
   cuda::LtGemm gemm;
   for (Act act : acts) {
     const auto fmt = act == Act::bf16 ? bf16 : fp16;
@@ -307,11 +311,27 @@ void expect_path_equals_cublaslt(cuda::Int8Path path, const char* name, std::vec
           };
           // Twice: the second call finds the flags the first one's path cleared.
           const auto general = run(cuda::Int8Path::cublaslt);
+          const bool within_ulp = tensor_core_outliers && !outliers.empty();
+          auto outlier_magnitude = [&](std::size_t i) {  // Σ_c |x[r, c] · w[n, c]| over the outlier columns
+            const std::size_t r = i / n, col = i % n;
+            double sum = 0.0;
+            for (int c : outliers)
+              sum += std::fabs(decode<double>(fmt, xb[r * k + c]) * decode<double>(fmt, wb[col * k + c]));
+            return sum;
+          };
+          auto agrees = [&](std::size_t i, std::uint16_t got, std::uint16_t want) {
+            if (got == want) return true;
+            if (!within_ulp) return false;
+            const double g = decode<double>(fmt, got), w = decode<double>(fmt, want);
+            const std::uint16_t mag = want & 0x7FFF;
+            const double ulp = decode<double>(fmt, static_cast<std::uint16_t>(mag + 1)) - decode<double>(fmt, mag);
+            return std::isfinite(g) && std::fabs(g - w) <= ulp + std::ldexp(outlier_magnitude(i), -20);
+          };
           for (int call = 0; call < 2; ++call) {
             const auto got = run(path);
             std::size_t bad = 0;
             for (std::size_t i = 0; i < outputs; ++i)
-              if (got[i] != general[i] && ++bad <= 3)
+              if (!agrees(i, got[i], general[i]) && ++bad <= 3)
                 ADD_FAILURE() << (act == Act::bf16 ? "bf16 " : "fp16 ") << m << "x" << k << "x" << n << " outliers "
                               << outliers.size() << (with_w16 ? " w16" : " int8 w") << " at (" << i / n << ", "
                               << i % n << "): cuBLASLt path " << decode<float>(fmt, general[i]) << ", " << name << " "
@@ -428,10 +448,10 @@ TEST(CudaLlmInt8, FusedSmallMEqualsCublasLtPathBitForBit) {
 // The whole layer captured in one CUDA graph replays to the eager result.
 // The wgmma GEMM (sm_90a on a 9.0 device; skipped elsewhere): partial token and feature tiles, K not a
 // multiple of its 128-byte steps, fewer steps than its 4 stages, several raster groups of 16 token tiles.
-TEST(CudaLlmInt8, WgmmaPathEqualsCublasLtPathBitForBit) {
+TEST(CudaLlmInt8, WgmmaPathAgreesWithCublasLtPath) {
   SKIP_WITHOUT_GPU();
   if (!cuda::LlmInt8Layer::wgmma_available()) GTEST_SKIP() << "no sm_90a build or no compute capability 9.0 device";
-  // 32 outlier columns: the most its epilogue takes; 33 and 750: the int32 product goes to epilogue_kernel.
+  // 32, 33 and 750 outlier columns: chunks of 8 staged during and after the main loop, past the 512 gathered ones.
   std::vector<PathCase> cases = {{200, 72, {}},          {1000, 600, {7}},     {4096, 1024, {5, 900, 901, 4000}},
                                  {1500, 40, many_outliers()}, {384, 520, {3}}, {2048, 512, {3, 100}},
                                  {3500, 256, {7}},       {4200, 256, {7}},    {2000, 300, spread_outliers(32, 2000)},
@@ -443,7 +463,7 @@ TEST(CudaLlmInt8, WgmmaPathEqualsCublasLtPathBitForBit) {
     ms = {17, 300};
     acts = {Act::bf16};
   }
-  expect_path_equals_cublaslt(cuda::Int8Path::wgmma, "wgmma", cases, ms, acts);
+  expect_path_equals_cublaslt(cuda::Int8Path::wgmma, "wgmma", cases, ms, acts, true);
 }
 
 TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
@@ -604,7 +624,9 @@ TEST(CudaFp8, CurrentScalingOnEitherSideOfTheOnePassBound) {
   for (const std::size_t n : sizes) {
     SCOPED_TRACE(n);
     // 132 SMs × ~227 KB + 16 MiB ≈ 47 MB: the first two take the one-pass kernel on an H100 / H200.
-    if (!std::getenv("LOWBIT_FP8_ONE_PASS")) EXPECT_EQ(cuda::quantize_e4m3_current_one_pass(Act::bf16, n), n * 2 < 47'000'000);
+    if (!std::getenv("LOWBIT_FP8_ONE_PASS")) {
+      EXPECT_EQ(cuda::quantize_e4m3_current_one_pass(Act::bf16, n), n * 2 < 47'000'000);
+    }
     Data x = make(1, n, 1.0, 70 + n % 97);
     x.bits[n - 5] = static_cast<std::uint16_t>(encode(bf16, -37.5f));  // the amax, negative
     x.values[n - 5] = -37.5f;

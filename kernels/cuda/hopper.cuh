@@ -100,6 +100,12 @@ __device__ __forceinline__ std::uint64_t wg_desc(const void* p) {
          (std::uint64_t{1} << 62);
 }
 
+// Shared-memory descriptor of a K-major operand without swizzle: core matrices of 8 rows × 16 bytes,
+// `lbo` bytes between the core matrices of an 8-row group along K, `sbo` bytes between 8-row groups.
+__device__ __forceinline__ std::uint64_t wg_desc_plain(const void* p, unsigned lbo, unsigned sbo) {
+  return ((smem_addr(p) & 0x3FFFFu) >> 4) | (std::uint64_t{lbo >> 4} << 16) | (std::uint64_t{sbo >> 4} << 32);
+}
+
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>

@@ -382,7 +382,7 @@ template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
     const float* __restrict__ w_absmax, const T* __restrict__ x, int k, LayerView<T> g, std::uint8_t* __restrict__ flags,
-    T* __restrict__ y, int m, int n, int run_above) {
+    T* __restrict__ y, int m, int n) {
   // n_padded, w_absmax, k and n repeat g's as scalars: reading them from the
   // view costs the outlier-free form 4 registers (44, one CTA per SM less).
   const int col0 = (blockIdx.y * blockDim.x + threadIdx.x) * kEpilogueCols;
@@ -395,10 +395,6 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
 #pragma unroll
   for (int c = 0; c < kEpilogueCols; ++c) ca[c] = active ? w_absmax[col0 + c] : 0.0f;
   detail::wait_for_previous_grid();  // the GEMM's int32 product
-  if constexpr (kOutliers) {
-    // After the wgmma GEMM: it finished y itself unless there were more than run_above outlier columns.
-    if (*g.count <= run_above) return;
-  }
   int4 qv[kEpilogueRows];
 #pragma unroll
   for (int i = 0; i < kEpilogueRows; ++i) {
@@ -1078,17 +1074,16 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
                                                       stream, view(T{}), xt, m, x_int8_),
                  "outlier_gather_kernel");
   });
-  if (wgmma) {
+  if (wgmma) {  // one GEMM with the whole epilogue in it
     dispatch(act_, [&](auto t) {
       using T = decltype(t);
-      check_cuda(launch_int8_wgmma(x_int8_, row_absmax_, m, view(T{}), find_outliers, flags_, c32_,
+      check_cuda(launch_int8_wgmma(x_int8_, row_absmax_, m, view(T{}), static_cast<const T*>(x), find_outliers, flags_,
                                    static_cast<T*>(y), true, stream),
                  "int8_gemm_wgmma_kernel");
     });
-    if (!find_outliers) return;  // else epilogue_kernel below, idle unless the GEMM left it the int32 product
-  } else {
-    gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
+    return;
   }
+  gemm_.run(GemmKind::int8_int32, m, w_.n_padded, w_.k_padded, x_int8_, w_.data, c32_, stream);
   // Narrower blocks when there are few output tiles, so that every SM works.
   auto blocks_for = [&](int threads) {
     return ((w_.n + threads * kEpilogueCols - 1) / (threads * kEpilogueCols)) * ((m + kEpilogueRows - 1) / kEpilogueRows);
@@ -1103,7 +1098,7 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
     check_cuda(detail::launch_after_previous_starts(one_wave(static_cast<int>(grid.x * grid.y), threads), kernel, grid,
                                                     dim3(threads), stream, c32_, w_.n_padded, row_absmax_, w_.absmax,
                                                     static_cast<const T*>(x), w_.k, view(T{}), flags_,
-                                                    static_cast<T*>(y), m, w_.n, wgmma ? kMaxEpilogueOutliers : -1),
+                                                    static_cast<T*>(y), m, w_.n),
                "epilogue_kernel");
   });
 }

@@ -71,7 +71,9 @@ void free_weight(Int8Weight& w);
 // c % every == every / 2 by `scale` — planted outlier columns, 1/every of them.
 void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scale, cudaStream_t stream);
 
-// How forward() runs the layer (the outputs are the same bit for bit):
+// How forward() runs the layer (the outputs are the same bit for bit, except
+// that wgmma's outlier product runs on the tensor cores and agrees with the
+// others' to one unit in the last place):
 //   fused_small_m  one cluster launch flags and quantizes X, one kernel
 //                  multiplies and dequantizes (M ≤ 32 and M·K ≤ 512 Ki);
 //   cublaslt       the quantize and gather launches, cuBLASLt, the epilogue (any M);

@@ -53,16 +53,15 @@ struct LayerView {
 // The int8 GEMM with LLM.int8's dequantization and outlier product in its
 // epilogue (llm_int8_wgmma.cu, sm_90a): whether this build and device run it,
 // and its launch: y (m × g.n) = dequantize(xq · g.wqᵀ) + X[:, outliers] ·
-// W[:, outliers]ᵀ, the epilogue_kernel's float operations; xq is m × g.k_padded.
-// CTA 0 clears the outlier flags. With more than kMaxEpilogueOutliers outlier
-// columns (known on the device only) it writes the int32 product to c32
-// (m × g.n_padded) instead and leaves y to epilogue_kernel, which the host
-// launches after it with that bound. overlap: programmatic dependent launch.
-constexpr int kMaxEpilogueOutliers = 32;
+// W[:, outliers]ᵀ for any number of outlier columns (the gather's copies for
+// the first kGatheredCapacity, x and g's weights past those). The
+// dequantization is epilogue_kernel's float operations; the outlier product
+// runs on the tensor cores (tf32, W as hi + lo). xq is m × g.k_padded, x the
+// 16-bit activations (m × g.k). CTA 0 clears the outlier flags. overlap:
+// programmatic dependent launch.
 bool int8_wgmma_available();
 template <class T>
 cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const LayerView<T>& g,
-                              bool outliers, std::uint8_t* flags, std::int32_t* c32, T* y,
-                              bool overlap, cudaStream_t stream);
+                              const T* x, bool outliers, std::uint8_t* flags, T* y, bool overlap, cudaStream_t stream);
 
 }  // namespace lowbit::cuda::llm_int8_parts

@@ -7,17 +7,21 @@
 // output (its heuristic returns NOT_SUPPORTED for int8 → bf16 / fp32 with
 // scale vectors: kernels/NOTES.md, issue 11, session 11).
 //
-// CPU reference: kernels/cpu/llm_int8.cpp; the epilogue is epilogue_kernel's
-// (llm_int8.cu) operation for operation, so both paths agree bit for bit
-// (tests/test_cuda_llm_int8.cpp, WgmmaPathEqualsCublasLtPathBitForBit).
+// CPU reference: kernels/cpu/llm_int8.cpp. The dequantization is epilogue_kernel's
+// (llm_int8.cu) operation for operation, so without outlier columns both paths
+// agree bit for bit; the outlier columns' product runs on the tensor cores
+// (tf32, W as hi + lo parts) and agrees to within one unit in the last place
+// of the 16-bit output (tests/test_cuda_llm_int8.cpp, WgmmaPathAgreesWithCublasLtPath).
 //
 // A CTA owns 128 tokens × 256 output features. Two consumer warpgroups take 64
 // tokens each: wgmma.m64n256k32.s8 with both operands in shared memory (K-major,
 // 128-byte swizzle), 128 int32 sums per thread. One producer thread streams
 // 128-byte K steps of X (128 × 128 B) and W (256 × 128 B) by TMA into a ring
 // of 4 stages (192 KB), on mbarriers: `full` (the copies' bytes), `empty` (the
-// 8 consumer warps done with the stage). The epilogue passes the sums through
-// shared memory so that each warp writes whole rows. CTAs are rastered in
+// 8 consumer warps done with the stage). The epilogue dequantizes in registers,
+// adds the outlier product (one pair of tf32 wgmma per 8 outlier columns, the
+// columns staged in the free ring) and passes the 16-bit rows through shared
+// memory so that each warp writes whole rows. CTAs are rastered in
 // groups of 16 token tiles, so the tiles a wave works on (16 MB of X, ~16 MB
 // of W at K = 8192) stay in L2. Built for sm_90a only (like gemm4_wgmma.cu); the host takes this
 // path only where int8_wgmma_available().
@@ -45,14 +49,24 @@ constexpr int kStageBytes = kXBytes + kWBytes;
 constexpr int kThreads = 384;      // 2 consumer warpgroups + 1 producer warpgroup (one thread of it works)
 constexpr int kConsumers = 256;
 constexpr int kGroupM = 16;        // token tiles per raster group
-constexpr int kSumPitch = kBN + 4;  // int32 sums per row in shared memory after the main loop (fewer bank conflicts)
-constexpr int kSumBytes = kBM * kSumPitch * 4;
-constexpr int kStagedCols = 32;     // outlier columns the epilogue reads from shared memory
-static_assert(kMaxEpilogueOutliers <= kStagedCols, "the epilogue stages every outlier column it takes");
-constexpr int kRegCols = 8;         // of those, held in registers (0.1 % of K = 8192 is 8 columns)
-static_assert(kSumBytes + kStagedCols * (kBN + kBM) * 4 + kBM * 4 <= kStages * kStageBytes,
-              "the epilogue's arrays fit in the ring");
-constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment slack
+// The outlier columns' product runs on the tensor cores as tf32 k8 steps, 8 columns ("a chunk") each: W's
+// 256 features as hi + lo (hi = W rounded to tf32, lo = the rest: ~2^-21 relative, where tf32 alone would
+// keep 2^-11 of a weight that is int8-dequantized), then X's 128 tokens. The producer warpgroup's idle warps
+// stage the first chunk during the main loop into its own region past the ring; the rest go, 4 chunks at a
+// time, into the ring once the main loop is done. Then the outputs, rounded, pass through the ring so that
+// each warp writes whole rows.
+constexpr int kChunkCols = 8;
+constexpr int kChunkWBytes = kBN * kChunkCols * 4;             // W hi (or lo): 8 KB
+constexpr int kChunkXAt = 2 * kChunkWBytes;                    // then X: 4 KB
+constexpr int kChunkBytes = kChunkXAt + kBM * kChunkCols * 4;  // 20 KB
+constexpr int kRingChunks = 4;
+constexpr int kOutAt = kRingChunks * kChunkBytes;              // the staged outputs, after the ring's chunks
+constexpr int kOutPitch = kBN + 8;                             // 16-bit outputs per staged row (no bank conflicts)
+static_assert(kOutAt + kBM * kOutPitch * 2 <= kStages * kStageBytes, "the epilogue's arrays fit in the ring");
+constexpr int kStagers = 96;                                   // warps 1 … 3 of the producer warpgroup
+constexpr int kChunk0At = kStages * kStageBytes + 128;         // from the ring: past it and its barriers
+constexpr int kSmemBytes = kChunk0At + kChunkBytes + 1024;     // + the ring's alignment slack
+static_assert(2 * kStages * 8 <= 128, "the barriers fit before the first chunk");
 static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -96,16 +110,101 @@ __device__ __forceinline__ void pin(std::int32_t (&r)[128]) {
 #pragma unroll
   for (int i = 0; i < 128; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
+__device__ __forceinline__ void pin(float (&r)[128]) {
+#pragma unroll
+  for (int i = 0; i < 128; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+// d += A · B: 64 tokens × 256 features × 8 k in tf32 (fp32 words, the tensor cores ignore their low 13
+// mantissa bits), fp32 sums; both operands by descriptor (K-major; tf32 has no transposed form).
+__device__ __forceinline__ void wgmma_m64n256k8_tf32(float (&d)[128], std::uint64_t a, std::uint64_t b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n256k8.f32.tf32.tf32 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+      "}, %128, %129, 1, 1, 1;\n}\n"
+      :
+        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(a), "l"(b));
+}
 #endif
 
 __device__ __forceinline__ std::uint32_t pack2(__nv_bfloat16*, float lo, float hi) { return detail::pack_bf16x2(lo, hi); }
 __device__ __forceinline__ std::uint32_t pack2(__half*, float lo, float hi) { return detail::pack_f16x2(lo, hi); }
 
+// Byte offset of (row, k) in an 8-column tf32 step, K-major without swizzle: core matrices of 8 rows ×
+// 16 bytes, the two of an 8-row group 128 bytes apart (the descriptor's leading byte offset), 8-row groups
+// 256 bytes apart (its stride byte offset).
+__device__ __forceinline__ int core_offset(int row, int k) {
+  return (row >> 3) * 256 + (k >> 2) * 128 + (row & 7) * 16 + (k & 3) * 4;
+}
+
+// Stages the chunk of outlier columns j0 … j0 + 7 (zeros from `count` on, for rows past m and features past
+// n) for the tile at (m0, n0), by `threads` threads of which this is `first`: the gather's copies (wc, xo)
+// for the first kGatheredCapacity columns, X and the layer's weight themselves past those. kUnroll loads at
+// a time (2 where the caller holds its 128 sums in registers: 4 spilled them).
+template <int kUnroll, class T>
+__device__ __forceinline__ void stage_chunk(unsigned char* dst, int j0, int count, int m0, int n0, int m,
+                                            const LayerView<T>& g, const T* __restrict__ x, int first, int threads) {
+#pragma unroll kUnroll
+  for (int i = first; i < kChunkCols * kBN; i += threads) {
+    const int c = i / kBN, f = i % kBN, j = j0 + c, n = n0 + f;
+    float w = 0.0f;  // wc's columns n … n_padded − 1 are 0
+    if (j < count && n < g.n_padded)
+      w = j < kGatheredCapacity ? g.wc[static_cast<std::size_t>(j) * g.n_padded + n]
+          : n < g.n             ? outlier_weight(g.w16, g.k, g.wq, g.w_absmax, g.k_padded, n, g.cols[j])
+                                : 0.0f;
+    std::uint32_t hi;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(hi) : "f"(w));
+    *reinterpret_cast<std::uint32_t*>(dst + core_offset(f, c)) = hi;
+    *reinterpret_cast<float*>(dst + kChunkWBytes + core_offset(f, c)) = w - __uint_as_float(hi);
+  }
+#pragma unroll kUnroll
+  for (int i = first; i < kBM * kChunkCols; i += threads) {
+    const int row = i / kChunkCols, c = i % kChunkCols, j = j0 + c, tok = m0 + row;
+    float v = 0.0f;
+    if (j < count && tok < m)
+      v = j < kGatheredCapacity ? g.xo[static_cast<std::size_t>(tok) * g.xo_stride + j]
+                                : detail::load1(x + static_cast<std::size_t>(tok) * g.k + g.cols[j]);
+    *reinterpret_cast<float*>(dst + kChunkXAt + core_offset(row, c)) = v;
+  }
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// out += the chunk's product for this warpgroup's 64 tokens: X · W_hiᵀ + X · W_loᵀ.
+__device__ __forceinline__ void multiply_chunk(float (&out)[128], const unsigned char* chunk, int wg) {
+  const std::uint64_t da = wg_desc_plain(chunk + kChunkXAt + wg * (64 / 8) * 256, 128, 256);
+  wgmma_m64n256k8_tf32(out, da, wg_desc_plain(chunk, 128, 256));
+  wgmma_m64n256k8_tf32(out, da, wg_desc_plain(chunk + kChunkWBytes, 128, 256));
+}
+#endif
+
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 1)
     int8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
-                           const float* __restrict__ row_absmax, int m, LayerView<T> g,
-                           std::uint8_t* __restrict__ flags, std::int32_t* __restrict__ c32, T* __restrict__ y) {
+                           const float* __restrict__ row_absmax, int m, LayerView<T> g, const T* __restrict__ x,
+                           std::uint8_t* __restrict__ flags, T* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char smem_raw[];
   // TMA's 128-byte swizzle needs 1024-byte-aligned boxes.
@@ -146,6 +245,17 @@ __global__ void __launch_bounds__(kThreads, 1)
         tma_2d(stage(s), &x_map, s * kBK, m0, bar);
       }
     }
+    if constexpr (kOutliers) {
+      if (tid >= 3 * 128 - kStagers) {  // warps 1 … 3: the first chunk of outlier columns, during the main loop
+        detail::wait_for_previous_grid();  // the gather's list and copies
+        const int count = *g.count;
+        if (count > 0) {
+          stage_chunk<4>(ring + kChunk0At, 0, count, m0, n0, m, g, x, tid - (3 * 128 - kStagers), kStagers);
+          asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
+          asm volatile("bar.arrive 2, %0;\n" ::"n"(kConsumers + kStagers) : "memory");
+        }
+      }
+    }
     return;
   }
   // ---- consumers
@@ -164,121 +274,75 @@ __global__ void __launch_bounds__(kThreads, 1)
   wg_wait<0>();
   pin(acc);
 
-  // ---- epilogue: the sums go through shared memory (the ring is free once both warpgroups are past their
-  // last wgmma), so that a warp then owns one token's 256 features, 8 per lane: 16-byte loads and stores,
-  // one broadcast load per outlier column, no sums held in registers. Thread (warp v of the warpgroup,
-  // lane 4·gq + q) holds rows 64·wg + 16·v + gq and + 8, features 8j + 2q and + 1: acc[4j + 0 … 3].
-  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
-  std::int32_t* sums = reinterpret_cast<std::int32_t*>(ring);
-  float* staged_w = reinterpret_cast<float*>(ring + kSumBytes);          // [kStagedCols][kBN]
-  float* staged_x = staged_w + kStagedCols * kBN;                          // [kBM][kStagedCols]
-  {
-    const int lane = tid & 31, row = wg * 64 + ((tid & 127) >> 5) * 16 + (lane >> 2), col = 2 * (lane & 3);
-#pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      *reinterpret_cast<int2*>(sums + row * kSumPitch + 8 * j + col) = make_int2(acc[4 * j], acc[4 * j + 1]);
-      *reinterpret_cast<int2*>(sums + (row + 8) * kSumPitch + 8 * j + col) = make_int2(acc[4 * j + 2], acc[4 * j + 3]);
-    }
-  }
-  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
-  float* staged_r = reinterpret_cast<float*>(ring + kSumBytes + kStagedCols * (kBN + kBM) * 4);  // [kBM]
-  if (tid < kBM) staged_r[tid] = m0 + tid < m ? row_absmax[m0 + tid] : 0.0f;
-  int count = 0;  // outlier columns, ≤ kMaxEpilogueOutliers here: all staged in shared memory
+  // ---- epilogue. Thread (warp v of the warpgroup, lane 4·gq + q) holds rows r0 = 64·wg + 16·v + gq and
+  // r0 + 8, features 8j + 2q and + 1: acc[4j + 0 … 3].
+  const int lane = tid & 31, q = lane & 3;
+  const int r0 = wg * 64 + ((tid & 127) >> 5) * 16 + (lane >> 2), r1 = r0 + 8;
+  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");  // the ring is free
+  int count = 0;  // outlier columns
   if constexpr (kOutliers) {
     count = *g.count;
-    if (count > kMaxEpilogueOutliers) {
-      // Too many outlier columns for this epilogue (it runs while the SM's tensor cores wait: 1 % of
-      // K = 8192 made the layer 3× slower): the sums go out as int32, for epilogue_kernel (launched after
-      // this grid, idle otherwise) to finish as on the cuBLASLt path.
-      const int lane = tid & 31;
-      for (int row = tid >> 5; row < kBM && m0 + row < m; row += kConsumers / 32) {
-        const int col = n0 + 8 * lane;
-        if (col >= g.n_padded) continue;
-        const int4* src = reinterpret_cast<const int4*>(sums + row * kSumPitch + 8 * lane);
-        int4* dst = reinterpret_cast<int4*>(c32 + static_cast<std::size_t>(m0 + row) * g.n_padded + col);
-        dst[0] = src[0];
-        dst[1] = src[1];
-      }
-      return;
-    }
     if (b == 0)  // the quantizer has read the flags (this grid waited for it): clear them for the next call
       for (int j = tid; j < count; j += kConsumers) flags[g.cols[j]] = 0;
-    // The outlier columns' weights (this CTA's 256 features) and x (its 128 tokens) into the ring's free
-    // part: every row reads them, from shared memory instead of L2. Zeros up to kRegCols columns: the
-    // register block below multiplies them in (fmaf(0, 0, o) == o).
-    const int filled = count > 0 ? max(count, kRegCols) : 0;
-    for (int i = tid; i < filled * kBN; i += kConsumers) {
-      const int c = i / kBN, col = n0 + i % kBN;
-      staged_w[i] = c < count && col < g.n_padded ? g.wc[static_cast<std::size_t>(c) * g.n_padded + col] : 0.0f;
-    }
-    for (int i = tid; i < kBM * filled; i += kConsumers) {
-      const int row = i / filled, c = i % filled;
-      staged_x[row * kStagedCols + c] =
-          c < count && m0 + row < m ? g.xo[static_cast<std::size_t>(m0 + row) * g.xo_stride + c] : 0.0f;
-    }
   }
-  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");  // staged arrays written
-  const int n = g.n, lane = tid & 31, f = n0 + 8 * lane;
-  if (f >= n) return;
-  float ca[8];  // w_absmax has n_padded (a multiple of 16) entries: f + 7 is in range
-  {
-    const float4 c0 = *reinterpret_cast<const float4*>(g.w_absmax + f), c1 = *reinterpret_cast<const float4*>(g.w_absmax + f + 4);
-    ca[0] = c0.x; ca[1] = c0.y; ca[2] = c0.z; ca[3] = c0.w; ca[4] = c1.x; ca[5] = c1.y; ca[6] = c1.z; ca[7] = c1.w;
-  }
-  // The first kRegCols outlier columns' weights for this lane's 8 features stay in registers (the sums'
-  // registers are free now): per row and column one broadcast x and 8 FMAs, no weight loads.
-  float wr[kRegCols][8];
-  if constexpr (kOutliers) {
+  // Dequantize in registers: epilogue_kernel's float operations (dequantize_int32), so with no outlier
+  // columns the paths agree bit for bit.
+  const float ra0 = m0 + r0 < m ? row_absmax[m0 + r0] : 0.0f, ra1 = m0 + r1 < m ? row_absmax[m0 + r1] : 0.0f;
+  float out[128];
 #pragma unroll
-    for (int c = 0; c < kRegCols; ++c) {
-      const float4 w0 = count > 0 ? *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane) : float4{};
-      const float4 w1 = count > 0 ? *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane + 4) : float4{};
-      wr[c][0] = w0.x; wr[c][1] = w0.y; wr[c][2] = w0.z; wr[c][3] = w0.w;
-      wr[c][4] = w1.x; wr[c][5] = w1.y; wr[c][6] = w1.z; wr[c][7] = w1.w;
+  for (int j = 0; j < 32; ++j) {
+    const int col = n0 + 8 * j + 2 * q;  // w_absmax has n_padded (a multiple of 16) entries
+    const float2 ca = col < g.n_padded ? *reinterpret_cast<const float2*>(g.w_absmax + col) : float2{0.0f, 0.0f};
+    out[4 * j] = dequantize_int32(acc[4 * j], ra0, ca.x);
+    out[4 * j + 1] = dequantize_int32(acc[4 * j + 1], ra0, ca.y);
+    out[4 * j + 2] = dequantize_int32(acc[4 * j + 2], ra1, ca.x);
+    out[4 * j + 3] = dequantize_int32(acc[4 * j + 3], ra1, ca.y);
+  }
+  if constexpr (kOutliers) {
+    if (count > 0) {
+      // out += X[:, outliers] · W[:, outliers]ᵀ on the tensor cores (fp32 sums in their order: within a
+      // stated tolerance of epilogue_kernel's sequential FMAs, tests/test_cuda_llm_int8.cpp). The first
+      // chunk is the stagers' (waiting for them here); the rest pass through the ring, 4 chunks at a time.
+      asm volatile("bar.sync 2, %0;\n" ::"n"(kConsumers + kStagers) : "memory");
+      wg_fence();
+      multiply_chunk(out, ring + kChunk0At, wg);
+      wg_commit();
+      wg_wait<0>();
+      for (int j0 = kChunkCols; j0 < count; j0 += kRingChunks * kChunkCols) {
+        asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");  // both warpgroups done with the ring
+        for (int c = 0; c < kRingChunks && j0 + c * kChunkCols < count; ++c)
+          stage_chunk<2>(ring + c * kChunkBytes, j0 + c * kChunkCols, count, m0, n0, m, g, x, tid, kConsumers);
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
+        wg_fence();
+        for (int c = 0; c < kRingChunks && j0 + c * kChunkCols < count; ++c) multiply_chunk(out, ring + c * kChunkBytes, wg);
+        wg_commit();
+        wg_wait<0>();
+      }
+      pin(out);
     }
   }
-  // One loop iteration per row, not unrolled: with the outlier loops in it, 16 copies overflowed the
-  // instruction cache (Nsight Compute: 23 % of the stall samples "no instruction", +23 % time at M = 2048).
+  // Round to T and stage the rows: word (r, 4j + q) of a 132-word row — 32 different banks per store.
+  T* staged = reinterpret_cast<T*>(ring + kOutAt);
+#pragma unroll
+  for (int j = 0; j < 32; ++j) {
+    *reinterpret_cast<std::uint32_t*>(staged + r0 * kOutPitch + 8 * j + 2 * q) = pack2(staged, out[4 * j], out[4 * j + 1]);
+    *reinterpret_cast<std::uint32_t*>(staged + r1 * kOutPitch + 8 * j + 2 * q) = pack2(staged, out[4 * j + 2], out[4 * j + 3]);
+  }
+  asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
+  const int n = g.n, f = n0 + 8 * lane;
+  if (f >= n) return;
 #pragma unroll 1
   for (int row = tid >> 5; row < kBM; row += kConsumers / 32) {
     const int tok = m0 + row;
     if (tok >= m) break;
-    const float r = staged_r[row];
-    const int4 s0 = *reinterpret_cast<const int4*>(sums + row * kSumPitch + 8 * lane);
-    const int4 s1 = *reinterpret_cast<const int4*>(sums + row * kSumPitch + 8 * lane + 4);
-    const int q[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-    float o[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    if constexpr (kOutliers) {
-      const float* xs = staged_x + row * kStagedCols;
-      if (count > 0) {
-        const float4 x0 = *reinterpret_cast<const float4*>(xs), x1 = *reinterpret_cast<const float4*>(xs + 4);
-        const float xr[kRegCols] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-#pragma unroll
-        for (int c = 0; c < kRegCols; ++c)
-#pragma unroll
-          for (int e = 0; e < 8; ++e) o[e] = fmaf(xr[c], wr[c][e], o[e]);
-      }
-#pragma unroll 4
-      for (int c = kRegCols; c < count; ++c) {
-        const float x = xs[c];  // a broadcast
-        const float4 w0 = *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane);
-        const float4 w1 = *reinterpret_cast<const float4*>(staged_w + c * kBN + 8 * lane + 4);
-        o[0] = fmaf(x, w0.x, o[0]); o[1] = fmaf(x, w0.y, o[1]); o[2] = fmaf(x, w0.z, o[2]); o[3] = fmaf(x, w0.w, o[3]);
-        o[4] = fmaf(x, w1.x, o[4]); o[5] = fmaf(x, w1.y, o[5]); o[6] = fmaf(x, w1.z, o[6]); o[7] = fmaf(x, w1.w, o[7]);
-      }
-    }
+    const uint4 v = *reinterpret_cast<const uint4*>(staged + row * kOutPitch + 8 * lane);
     T* yr = y + static_cast<std::size_t>(tok) * n + f;
     if (n % 8 == 0) {  // f + 8 <= n and 16-byte aligned
-      uint4 v;
-      v.x = pack2(yr, dequantize_int32(q[0], r, ca[0]) + o[0], dequantize_int32(q[1], r, ca[1]) + o[1]);
-      v.y = pack2(yr, dequantize_int32(q[2], r, ca[2]) + o[2], dequantize_int32(q[3], r, ca[3]) + o[3]);
-      v.z = pack2(yr, dequantize_int32(q[4], r, ca[4]) + o[4], dequantize_int32(q[5], r, ca[5]) + o[5]);
-      v.w = pack2(yr, dequantize_int32(q[6], r, ca[6]) + o[6], dequantize_int32(q[7], r, ca[7]) + o[7]);
       *reinterpret_cast<uint4*>(yr) = v;
     } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        if (f + e < n) detail::store1(yr + e, dequantize_int32(q[e], r, ca[e]) + o[e]);
+      const T* e8 = reinterpret_cast<const T*>(&v);
+      for (int e = 0; e < 8 && f + e < n; ++e) yr[e] = e8[e];
     }
   }
 #endif
@@ -286,14 +350,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 template <class T, bool kOutliers>
 cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const float* row_absmax, int m,
-                     const LayerView<T>& g, std::uint8_t* flags, std::int32_t* c32, T* y, bool overlap,
-                     cudaStream_t stream) {
+                     const LayerView<T>& g, const T* x, std::uint8_t* flags, T* y, bool overlap, cudaStream_t stream) {
   auto kernel = int8_gemm_wgmma_kernel<T, kOutliers>;
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
   const int tiles = ((m + kBM - 1) / kBM) * ((g.n_padded + kBN - 1) / kBN);
   return detail::launch_after_previous_starts_ex(overlap, 1u, kSmemBytes, kernel, dim3(static_cast<unsigned>(tiles)),
-                                                 dim3(kThreads), stream, xm, wm, row_absmax, m, g, flags, c32, y);
+                                                 dim3(kThreads), stream, xm, wm, row_absmax, m, g, x, flags, y);
 }
 
 }  // namespace
@@ -306,8 +369,7 @@ bool int8_wgmma_available() {
 
 template <class T>
 cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, int m, const LayerView<T>& g,
-                              bool outliers, std::uint8_t* flags, std::int32_t* c32, T* y,
-                              bool overlap, cudaStream_t stream) {
+                              const T* x, bool outliers, std::uint8_t* flags, T* y, bool overlap, cudaStream_t stream) {
   // Tensor maps per call (host-side encoding, ~1 µs; graph capture bakes them in).
   CUtensorMap xm{}, wm{};
   const cuuint64_t kp = static_cast<cuuint64_t>(g.k_padded);
@@ -317,15 +379,14 @@ cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, in
   if (!encode_map(&xm, CU_TENSOR_MAP_DATA_TYPE_UINT8, xq, 2, xdims, pitch, xbox) ||
       !encode_map(&wm, CU_TENSOR_MAP_DATA_TYPE_UINT8, g.wq, 2, wdims, pitch, wbox))
     return cudaErrorInvalidValue;
-  return outliers ? launch_t<T, true>(xm, wm, row_absmax, m, g, flags, c32, y, overlap, stream)
-                  : launch_t<T, false>(xm, wm, row_absmax, m, g, flags, c32, y, overlap, stream);
+  return outliers ? launch_t<T, true>(xm, wm, row_absmax, m, g, x, flags, y, overlap, stream)
+                  : launch_t<T, false>(xm, wm, row_absmax, m, g, x, flags, y, overlap, stream);
 }
 
 template cudaError_t launch_int8_wgmma<__nv_bfloat16>(const std::int8_t*, const float*, int,
-                                                      const LayerView<__nv_bfloat16>&, bool, std::uint8_t*,
-                                                      std::int32_t*, __nv_bfloat16*, bool, cudaStream_t);
-template cudaError_t launch_int8_wgmma<__half>(const std::int8_t*, const float*, int,
-                                               const LayerView<__half>&, bool, std::uint8_t*, std::int32_t*, __half*,
-                                               bool, cudaStream_t);
+                                                      const LayerView<__nv_bfloat16>&, const __nv_bfloat16*, bool,
+                                                      std::uint8_t*, __nv_bfloat16*, bool, cudaStream_t);
+template cudaError_t launch_int8_wgmma<__half>(const std::int8_t*, const float*, int, const LayerView<__half>&,
+                                               const __half*, bool, std::uint8_t*, __half*, bool, cudaStream_t);
 
 }  // namespace lowbit::cuda::llm_int8_parts
