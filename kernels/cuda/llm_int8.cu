@@ -174,6 +174,10 @@ __device__ __forceinline__ void quantize_rows_resident(const T* __restrict__ x, 
                                                        std::uint8_t* flags, std::int8_t* __restrict__ q,
                                                        float* __restrict__ row_absmax) {
   const int chunks = k / 8, padded_chunks = k_padded / 8;
+  // A thread's chunks are the same columns in every row: it collects their outlier bits over its rows and
+  // flags the columns once, after the last row (flagging per row put an L2 round trip — the flag's read —
+  // in every row with an outlier: 24.3–25.2 µs against 21.9–23.0 at M = 2048, K = 8192, 0.1 %, H100).
+  std::uint32_t seen = 0u;
   for (int row = blockIdx.x; row < m; row += gridDim.x) {
     const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(row) * k);
     uint4 raw[kRowChunks];
@@ -219,16 +223,20 @@ __device__ __forceinline__ void quantize_rows_resident(const T* __restrict__ x, 
 #pragma unroll
       for (int e = 0; e < 8; ++e) b[e] = int8_byte(v[e], scale);
       uint2 packed = make_uint2(pack_bytes(b[0], b[1], b[2], b[3]), pack_bytes(b[4], b[5], b[6], b[7]));
-      if (kOutliers && h != 0u) {  // the rare chunk with outliers: they become 0, their columns flagged
+      if (kOutliers && h != 0u) {  // the rare chunk with outliers: they become 0
         for (int e = 0; e < 8; ++e)
-          if ((h >> e) & 1u) {
-            (e < 4 ? packed.x : packed.y) &= ~(0xFFu << (8 * (e % 4)));
-            flag_column(flags, 8 * c + e);
-          }
+          if ((h >> e) & 1u) (e < 4 ? packed.x : packed.y) &= ~(0xFFu << (8 * (e % 4)));
       }
       __stcs(qr + c, packed);
     }
+    seen |= hit;
     if (threadIdx.x == 0) row_absmax[row] = amax;
+  }
+  if constexpr (kOutliers) {
+    for (; seen != 0u; seen &= seen - 1u) {
+      const int bit = __ffs(static_cast<int>(seen)) - 1;
+      flag_column(flags, 8 * (static_cast<int>(threadIdx.x) + (bit >> 3) * static_cast<int>(blockDim.x)) + (bit & 7));
+    }
   }
 }
 
