@@ -73,7 +73,8 @@ void plant_outlier_columns(Act act, void* x, int m, int k, int every, float scal
 
 // How forward() runs the layer (the outputs are the same bit for bit, except
 // that wgmma's outlier product runs on the tensor cores and agrees with the
-// others' to one unit in the last place):
+// others' to one unit in the last place plus 2^-20 of the outlier
+// products' magnitude, tests/test_cuda_llm_int8.cpp):
 //   fused_small_m  one cluster launch flags and quantizes X, one kernel
 //                  multiplies and dequantizes (M ≤ 32 and M·K ≤ 512 Ki);
 //   cublaslt       the quantize and gather launches, cuBLASLt, the epilogue (any M);

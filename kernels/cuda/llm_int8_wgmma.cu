@@ -11,7 +11,8 @@
 // (llm_int8.cu) operation for operation, so without outlier columns both paths
 // agree bit for bit; the outlier columns' product runs on the tensor cores
 // (tf32, W as hi + lo parts) and agrees to within one unit in the last place
-// of the 16-bit output (tests/test_cuda_llm_int8.cpp, WgmmaPathAgreesWithCublasLtPath).
+// of the 16-bit output plus 2^-20 of the outlier products' magnitude
+// (tests/test_cuda_llm_int8.cpp, WgmmaPathAgreesWithCublasLtPath).
 //
 // A CTA owns 128 tokens × 256 output features. Two consumer warpgroups take 64
 // tokens each: wgmma.m64n256k32.s8 with both operands in shared memory (K-major,
