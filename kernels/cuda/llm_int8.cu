@@ -612,10 +612,7 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) fused_small_m_kernel
 #pragma unroll
     for (int u = 0; u < kX; ++u) {
       const int i = threadIdx.x + u * kThreadsHere, token = i / kFusedStagedOutliers, j = j0 + i % kFusedStagedOutliers;
-      xv[u] = j < count && token < m
-                  ? (j < kGatheredCapacity ? g.xo[static_cast<std::size_t>(token) * g.xo_stride + j]
-                                           : load1(x + static_cast<std::size_t>(token) * g.k + g.cols[j]))
-                  : 0.0f;
+      xv[u] = j < count && token < m ? outlier_x(g, x, token, j) : 0.0f;
     }
 #pragma unroll
     for (int u = 0; u < kW; ++u) {

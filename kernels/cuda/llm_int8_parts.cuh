@@ -50,6 +50,14 @@ struct LayerView {
   int xo_stride;     // min(k, kGatheredCapacity) rounded up to 4 (16-byte rows)
 };
 
+// X[token, cols[j]], outlier column j of the list: the gather's copy (xo) for the
+// first kGatheredCapacity columns, X itself past those.
+template <class T>
+__device__ __forceinline__ float outlier_x(const LayerView<T>& g, const T* __restrict__ x, int token, int j) {
+  return j < kGatheredCapacity ? g.xo[static_cast<std::size_t>(token) * g.xo_stride + j]
+                               : load1(x + static_cast<std::size_t>(token) * g.k + g.cols[j]);
+}
+
 // The int8 GEMM with LLM.int8's dequantization and outlier product in its
 // epilogue (llm_int8_wgmma.cu, sm_90a): whether this build and device run it,
 // and its launch: y (m × g.n) = dequantize(xq · g.wqᵀ) + X[:, outliers] ·

@@ -149,11 +149,7 @@ __device__ __forceinline__ void stage_chunk(unsigned char* dst, int j0, int coun
 #pragma unroll kUnroll
   for (int i = first; i < kBM * kChunkCols; i += threads) {
     const int row = i / kChunkCols, c = i % kChunkCols, j = j0 + c, tok = m0 + row;
-    float v = 0.0f;
-    if (j < count && tok < m)
-      v = j < kGatheredCapacity ? g.xo[static_cast<std::size_t>(tok) * g.xo_stride + j]
-                                : detail::load1(x + static_cast<std::size_t>(tok) * g.k + g.cols[j]);
-    *reinterpret_cast<float*>(dst + kChunkXAt + core_offset(row, c)) = v;
+    *reinterpret_cast<float*>(dst + kChunkXAt + core_offset(row, c)) = j < count && tok < m ? outlier_x(g, x, tok, j) : 0.0f;
   }
 }
 
