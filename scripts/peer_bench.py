@@ -712,10 +712,16 @@ def compare_matmul(rows, copy, p):
     if q:
         p()
         p("### FP8 quantize with amax, bf16 -> e4m3fn per tensor (graph)")
-        p(f"{'impl':<16} {'elements':>10} {'us':>9} {'GB/s':>7} {'% copy':>7}")
+        same = {r["elements"]: r["gbps"] for r in rows
+                if r["op"] == "copy" and r["format"] == "e4m3fn@tensor" and r["mode"] == "graph"}
+        p(f"{'impl':<16} {'elements':>10} {'us':>9} {'GB/s':>7} {'% copy':>7} {'% same-size copy':>17}")
         for r in sorted(q, key=lambda r: (r["impl"], r["elements"])):
             pct = 100 * r["gbps"] / copy if copy else nan
-            p(f"{r['impl']:<16} {r['elements']:>10} {r['median_us']:9.1f} {r['gbps']:7.0f} {pct:6.1f}%")
+            pct_same = 100 * r["gbps"] / same[r["elements"]] if r["elements"] in same else nan
+            p(f"{r['impl']:<16} {r['elements']:>10} {r['median_us']:9.1f} {r['gbps']:7.0f} {pct:6.1f}% {pct_same:16.1f}%")
+        for n, gbps in sorted(same.items()):
+            p(f"{'copy, same bytes':<16} {n:>10} {3.0 * n / gbps / 1e3:9.1f} {gbps:7.0f} "
+              f"{100 * gbps / copy if copy else nan:6.1f}%")
 
 
 def cmd_compare(args):

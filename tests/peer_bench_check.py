@@ -104,7 +104,8 @@ def main():
               row("linear", "lowbit", "llm.int8", 2048, 300.0, frac=0.0),
               row("matmul", "cublaslt", "bf16", 16, 33.0), row("matmul", "lowbit", "int8", 16, 21.0, dtype="int32"),
               row("quantize", "lowbit", "e4m3fn@tensor", 0, 300.0, K=0, N=0, elements=1 << 28, gbps=2700.0),
-              row("quantize", "lowbit-delayed", "e4m3fn@tensor", 0, 200.0, K=0, N=0, elements=1 << 28, gbps=4000.0)]
+              row("quantize", "lowbit-delayed", "e4m3fn@tensor", 0, 200.0, K=0, N=0, elements=1 << 28, gbps=4000.0),
+              row("copy", "cuda", "e4m3fn@tensor", 0, 150.0, K=0, N=0, elements=1 << 28, gbps=3200.0)]
     peers = [row("matmul", "torch", "bf16", 2048, 380.0), row("matmul", "torch._int_mm", "int8", 2048, 350.0, dtype="int32"),
              row("matmul", "torch._scaled_mm", "e4m3fn", 2048, 198.0),
              row("linear", "bnb", "llm.int8", 2048, 840.0, "eager", frac=0.001, dtype="fp16"),
@@ -129,7 +130,7 @@ def main():
               f"LLM.int8 row: {llm!r}")
         llm0 = line(out, "8192x8192", " 2048", " 0 %")
         check(re.search(r"\|\s+1\.33x\s+2\.33x\s+-\s*$", llm0) is not None, f"LLM.int8 row at 0 %: {llm0!r}")
-        check(re.search(r"lowbit-delayed\s+268435456\s+200\.0\s+4000\s+133\.3%", out) is not None,
+        check(re.search(r"lowbit-delayed\s+268435456\s+200\.0\s+4000\s+133\.3%\s+125\.0%", out) is not None,
               f"fp8 quantize row: {line(out, 'lowbit-delayed')!r}")
         check("torch._int_mm needs M > 16" in out, "peer notes not printed")
         check("blockwise" not in out and "4-bit weight" not in out, "empty sections printed")

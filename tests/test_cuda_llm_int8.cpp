@@ -620,7 +620,7 @@ TEST(CudaFp8, CurrentScalingOnEitherSideOfTheOnePassBound) {
   SKIP_WITHOUT_GPU();
   std::vector<std::size_t> sizes = {1'000'003, 20'000'005, 30'000'001};
   if (std::getenv("LOWBIT_TEST_SMALL")) sizes = {1'000'003};
-  DeviceBuffer<float> scratch(64);
+  DeviceBuffer<float> scratch(64), cta_slots(cuda::kCurrentScalingCtaSlots);
   for (const std::size_t n : sizes) {
     SCOPED_TRACE(n);
     // 132 SMs × ~227 KB + 16 MiB ≈ 47 MB: the first two take the one-pass kernel on an H100 / H200.
@@ -633,16 +633,27 @@ TEST(CudaFp8, CurrentScalingOnEitherSideOfTheOnePassBound) {
     DeviceBuffer<std::uint16_t> dx(n);
     DeviceBuffer<std::uint8_t> q(n);
     dx.upload(x.bits);
-    cuda::quantize_e4m3_current(Act::bf16, dx.p, n, q.p, scratch.p, scratch.p + 16, nullptr);
-    const auto sc = scratch.download(64);
-    EXPECT_EQ(sc[0], 37.5f);
-    EXPECT_EQ(sc[16], 1.0f / (448.0f / 37.5f));
-    const auto got = q.download(n);
-    const float s = 448.0f / 37.5f;
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      if (encode(e4m3fn, x.values[i] * s) != got[i] && ++bad <= 3) ADD_FAILURE() << "element " << i;
-    EXPECT_EQ(bad, 0u);
+    // Both ways for the CTAs' maxima to meet: atomics on a zeroed *amax, and per-CTA slots (called twice:
+    // the second call finds the first one's maxima there). The output is cleared between calls.
+    for (int way = 0; way < 3; ++way) {
+      SCOPED_TRACE(way == 0 ? "atomics" : "cta slots");
+      const std::vector<float> stale{1e30f, 7.0f};  // a wrong amax left from before; slots never start clean
+      scratch.upload(stale);
+      cta_slots.upload(std::vector<float>(cuda::kCurrentScalingCtaSlots, 1e30f));
+      if (way == 2) cuda::quantize_e4m3_current(Act::bf16, dx.p, n, q.p, scratch.p, scratch.p + 16, nullptr, cta_slots.p);
+      cuda::check_cuda(cudaMemset(q.p, 0, n), "clear");
+      cuda::quantize_e4m3_current(Act::bf16, dx.p, n, q.p, scratch.p, scratch.p + 16, nullptr,
+                                  way == 0 ? nullptr : cta_slots.p);
+      const auto sc = scratch.download(64);
+      EXPECT_EQ(sc[0], 37.5f);
+      EXPECT_EQ(sc[16], 1.0f / (448.0f / 37.5f));
+      const auto got = q.download(n);
+      const float s = 448.0f / 37.5f;
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < n; ++i)
+        if (encode(e4m3fn, x.values[i] * s) != got[i] && ++bad <= 3) ADD_FAILURE() << "element " << i;
+      EXPECT_EQ(bad, 0u);
+    }
   }
 }
 

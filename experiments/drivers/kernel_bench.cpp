@@ -664,6 +664,7 @@ void run_matmul(Bench& b) {
     float* one = slot(2 * rot + 4);
     const float one_h = 1.0f;
     check(cudaMemcpy(one, &one_h, sizeof one_h, cudaMemcpyHostToDevice), "scale 1.0");
+    DeviceBuffer layer_cta_slots(4 * kCurrentScalingCtaSlots, "CTA maxima");  // the FP8 layer's current scaling
 
     std::vector<DeviceBuffer> w16, wf8;
     std::vector<std::unique_ptr<OwnedInt8Weight>> w8;
@@ -764,7 +765,8 @@ void run_matmul(Bench& b) {
       }
       add("linear", "lowbit", "e4m3fn@tensor", "bf16", 0, wb + act16 + out16, [&, m, M](void* s, int i) {
         const auto t = static_cast<cudaStream_t>(s);
-        quantize_e4m3_current(Act::bf16, x.get(), M * K, f8x_layer.as<std::uint8_t>(), layer_amax, layer_scale, t);
+        quantize_e4m3_current(Act::bf16, x.get(), M * K, f8x_layer.as<std::uint8_t>(), layer_amax, layer_scale, t,
+                              layer_cta_slots.as<float>());
         gemm.run(GemmKind::e4m3_e4m3_bf16, m, n, k, f8x_layer.get(), wf8[wi(i)].get(), y.get(), t, layer_scale,
                  slot(2 * wi(i) + 1));
       });
@@ -782,9 +784,11 @@ void run_matmul(Bench& b) {
 
 // Quantize with amax, bf16 -> e4m3fn, per-tensor scale: current scaling
 // against delayed scaling (one pass; the scale from the previous amax, this
-// amax recorded), interleaved; at an LLM layer's activations (2048 tokens ×
-// 8192, 32 MiB: current scaling's one-pass kernel, the tensor held in shared
-// memory) and at --elements (512 MiB by default: two passes over DRAM).
+// amax recorded) and a device-to-device copy of the same bytes (1.5 n read,
+// 1.5 n written: the copy ceiling's rate at this size), interleaved; at an
+// LLM layer's activations (2048 tokens × 8192, 32 MiB: current scaling's
+// one-pass kernel, the tensor held in shared memory) and at --elements
+// (512 MiB by default: two passes over DRAM).
 void run_fp8quant_at(Bench& b, std::size_t n) {
   const double bytes = 3.0 * n;  // 2 B read + 1 B written per element
   const std::size_t rot = b.rotation_for(bytes);
@@ -793,7 +797,8 @@ void run_fp8quant_at(Bench& b, std::size_t n) {
     xs.emplace_back(n * 2, "bf16 tensor");
     fill_random_normal(xs.back().get(), n, 2, 1.0f, 300 + r, b.stream);
   }
-  DeviceBuffer out(n, "e4m3 tensor"), scal(4 * 64, "scales");
+  DeviceBuffer out(n, "e4m3 tensor"), scal(4 * 64, "scales"), cta_slots(4 * kCurrentScalingCtaSlots, "CTA maxima");
+  DeviceBuffer copy_out(n * 3 / 2, "copy destination");
   float* amax = scal.as<float>();
   float* scale = amax + 16;
   float* amax_next = amax + 32;
@@ -803,10 +808,10 @@ void run_fp8quant_at(Bench& b, std::size_t n) {
   DeviceBuffer amax_prev(64, "previous amax");
   check(cudaMemcpyAsync(amax_prev.get(), amax, sizeof(float), cudaMemcpyDeviceToDevice, b.stream), "amax");
   check(cudaStreamSynchronize(b.stream), "fp8quant setup");
-  std::vector<Candidate> cs(2);
+  std::vector<Candidate> cs(3);
   cs[0].launch = [&](void* s, int i) {
     quantize_e4m3_current(Act::bf16, xs[i % rot].get(), n, out.as<std::uint8_t>(), amax, scale,
-                          static_cast<cudaStream_t>(s));
+                          static_cast<cudaStream_t>(s), cta_slots.as<float>());
   };
   cs[0].impl = "lowbit";
   cs[1].launch = [&](void* s, int i) {
@@ -814,12 +819,19 @@ void run_fp8quant_at(Bench& b, std::size_t n) {
                           scale_delayed, static_cast<cudaStream_t>(s));
   };
   cs[1].impl = "lowbit-delayed";
+  cs[2].launch = [&](void* s, int i) {
+    check(cudaMemcpyAsync(copy_out.get(), xs[i % rot].get(), n * 3 / 2, cudaMemcpyDeviceToDevice,
+                          static_cast<cudaStream_t>(s)),
+          "same-size copy");
+  };
+  cs[2].impl = "cuda";
   for (Candidate& c : cs) {
     c.op = "quantize";
     c.format = "e4m3fn@tensor";
     c.dtype = "bf16";
     c.bytes = bytes;
   }
+  cs[2].op = "copy";  // the same bytes moved (read + written), as the ceiling counts them
   run_interleaved(b, cs, n, 0, 0, 0, rot, TimingConfig{.warmup = 3, .reps = b.opt.quick ? 10 : 20, .calls = 5});
 }
 void run_fp8quant(Bench& b) {

@@ -84,17 +84,21 @@ __global__ void quantize_kernel(const T* __restrict__ x, std::size_t n, std::uin
 // every CTA has the tensor's amax and quantizes the kept values from shared memory, re-reading only the
 // remainder. The codes, amax and 1/s equal the two-pass path's (the same operations; a max is exact in
 // any order). x is read as 16-byte chunks of 8 values (x 16-byte aligned); the last n % 8 values by CTA 0.
+// The CTAs' maxima meet either in cta_maxima (one slot per CTA, written before the barrier and reduced by
+// every CTA after it: no memset before the launch) or, without it, by atomics on *amax (zeroed before).
 constexpr int kResidentThreads = 1024;
 constexpr int kInFlight = 8;  // 16-byte loads in flight per thread (128 KB per SM)
 template <class T>
 __global__ void __launch_bounds__(kResidentThreads, 1)
     quantize_resident_kernel(const T* __restrict__ x, std::size_t n, std::uint8_t* __restrict__ out,
-                             float* __restrict__ amax, float* __restrict__ dequant_scale, std::size_t kept_chunks) {
+                             float* __restrict__ amax, float* __restrict__ dequant_scale, std::size_t kept_chunks,
+                             float* __restrict__ cta_maxima) {
   extern __shared__ uint4 kept[];
+  detail::wait_for_previous_grid();  // x may come from the kernel before
   const std::size_t n8 = n / 8, per = (n8 + gridDim.x - 1) / gridDim.x;
   const std::size_t c0 = blockIdx.x * per < n8 ? blockIdx.x * per : n8, c1 = c0 + per < n8 ? c0 + per : n8;
-  const std::size_t held = c1 - c0 < kept_chunks ? c1 - c0 : kept_chunks;
-  const uint4* xc = reinterpret_cast<const uint4*>(x);
+  const std::size_t part = c1 - c0, held = part < kept_chunks ? part : kept_chunks;
+  const uint4* xc = reinterpret_cast<const uint4*>(x) + c0;
   float m = 0.0f;
   auto absmax8 = [&](const uint4& w) {
     float v[8];
@@ -102,39 +106,72 @@ __global__ void __launch_bounds__(kResidentThreads, 1)
 #pragma unroll
     for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[e]));
   };
-  // The kept part: read once, evict-first (so that the remainder, read again below, stays in L2).
-  std::size_t i = threadIdx.x;
-  for (; i + (kInFlight - 1) * kResidentThreads < held; i += kInFlight * kResidentThreads) {
+  // The whole part in batches of kInFlight loads per thread (a partial last batch too: one load at a time
+  // there cost a DRAM round trip per chunk). The kept chunks evict-first, so that the remainder, read again
+  // below, stays in L2.
+  for (std::size_t base = 0; base < part; base += kInFlight * kResidentThreads) {
     uint4 w[kInFlight];
 #pragma unroll
-    for (int u = 0; u < kInFlight; ++u) w[u] = __ldcs(xc + c0 + i + u * kResidentThreads);
+    for (int u = 0; u < kInFlight; ++u) {
+      const std::size_t c = base + threadIdx.x + u * kResidentThreads;
+      if (c < part) w[u] = c < held ? __ldcs(xc + c) : xc[c];
+    }
 #pragma unroll
     for (int u = 0; u < kInFlight; ++u) {
-      kept[i + u * kResidentThreads] = w[u];
-      absmax8(w[u]);
+      const std::size_t c = base + threadIdx.x + u * kResidentThreads;
+      if (c < part) {
+        if (c < held) kept[c] = w[u];
+        absmax8(w[u]);
+      }
     }
   }
-  for (; i < held; i += kResidentThreads) {
-    const uint4 w = __ldcs(xc + c0 + i);
-    kept[i] = w;
-    absmax8(w);
-  }
-  for (std::size_t c = c0 + held + threadIdx.x; c < c1; c += kResidentThreads) absmax8(xc[c]);
   if (blockIdx.x == 0)
     for (std::size_t j = 8 * n8 + threadIdx.x; j < n; j += kResidentThreads) m = fmaxf(m, fabsf(detail::load1(x + j)));
   m = detail::block_max<kResidentThreads>(m);
-  if (threadIdx.x == 0) atomic_max_nonneg(amax, m);
+  if (threadIdx.x == 0) {
+    if (cta_maxima) cta_maxima[blockIdx.x] = m;
+    else atomic_max_nonneg(amax, m);
+  }
   cooperative_groups::this_grid().sync();
+  __shared__ float tensor_amax;
+  if (threadIdx.x < 32) {  // one warp reads the slots (or the atomics' result)
+    float r = 0.0f;
+    if (cta_maxima)
+      for (unsigned b = threadIdx.x; b < gridDim.x; b += 32) r = fmaxf(r, __ldcg(cta_maxima + b));
+    else if (threadIdx.x == 0)
+      r = __ldcg(amax);
+    for (int o = 16; o > 0; o >>= 1) r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
+    if (threadIdx.x == 0) tensor_amax = r;
+  }
+  __syncthreads();
+  const float a = tensor_amax;
+  if (cta_maxima && blockIdx.x == 0 && threadIdx.x == 0) *amax = a;
+  detail::allow_next_grid_to_start();  // after the slots are read: the next call may write them
 
-  const float s = scale_from_amax(*amax);
+  const float s = scale_from_amax(a);
   if (blockIdx.x == 0 && threadIdx.x == 0) *dequant_scale = 1.0f / s;
-  auto encode8 = [&](const uint4& w, std::size_t chunk) {
+  uint2* codes = reinterpret_cast<uint2*>(out) + c0;
+  auto encode8 = [&](const uint4& w, std::size_t c) {
     float v[8];
     detail::unpack8(w, x, v);
-    __stcs(reinterpret_cast<uint2*>(out) + chunk, e4m3x8(v, s));
+    __stcs(codes + c, e4m3x8(v, s));
   };
-  for (std::size_t ch = c0 + threadIdx.x; ch < c1; ch += kResidentThreads)
-    encode8(ch - c0 < held ? kept[ch - c0] : xc[ch], ch);
+  // The remainder comes back from L2: its first loads are issued before the kept chunks are encoded, so
+  // that their latency is not the kernel's last step.
+  constexpr int kEarly = 2;
+  uint4 early[kEarly];
+#pragma unroll
+  for (int u = 0; u < kEarly; ++u) {
+    const std::size_t c = held + threadIdx.x + u * kResidentThreads;
+    if (c < part) early[u] = xc[c];
+  }
+  for (std::size_t c = threadIdx.x; c < held; c += kResidentThreads) encode8(kept[c], c);
+#pragma unroll
+  for (int u = 0; u < kEarly; ++u) {
+    const std::size_t c = held + threadIdx.x + u * kResidentThreads;
+    if (c < part) encode8(early[u], c);
+  }
+  for (std::size_t c = held + threadIdx.x + kEarly * kResidentThreads; c < part; c += kResidentThreads) encode8(xc[c], c);
   if (blockIdx.x == 0)
     for (std::size_t j = 8 * n8 + threadIdx.x; j < n; j += kResidentThreads)
       out[j] = static_cast<std::uint8_t>(e4m3x2(detail::load1(x + j) * s, 0.0f) & 0xFFu);
@@ -200,21 +237,28 @@ bool resident_fits(std::size_t n) {
 // The resident kernel's launch: false where it does not apply (or cannot get all SMs), then two passes.
 template <class T>
 bool launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, float* dequant_scale,
-                     cudaStream_t stream) {
+                     float* cta_maxima, cudaStream_t stream) {
   if (!resident_fits<T>(n) || reinterpret_cast<std::uintptr_t>(x) % 16 != 0) return false;
   const ResidentConfig& cfg = resident_config<T>();
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeCooperative;
-  attr.val.cooperative = 1;
+  if (cta_maxima && cfg.ctas > kCurrentScalingCtaSlots) cta_maxima = nullptr;  // more SMs than slots: atomics
+  if (!cta_maxima) check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
+  // Cooperative (every CTA resident: the grid-wide barrier), and started while the kernel before it ends
+  // (it waits for that kernel before reading x).
+  cudaLaunchAttribute attrs[2] = {};
+  attrs[0].id = cudaLaunchAttributeCooperative;
+  attrs[0].val.cooperative = 1;
+  attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attrs[1].val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t lc{};
   lc.gridDim = dim3(static_cast<unsigned>(cfg.ctas));
   lc.blockDim = dim3(kResidentThreads);
   lc.dynamicSmemBytes = cfg.smem;
   lc.stream = stream;
-  lc.attrs = &attr;
-  lc.numAttrs = 1;
+  lc.attrs = attrs;
+  lc.numAttrs = detail::pdl_enabled() ? 2 : 1;
   const std::size_t kept = cfg.smem / 16;
-  const cudaError_t rc = cudaLaunchKernelEx(&lc, quantize_resident_kernel<T>, x, n, out, amax, dequant_scale, kept);
+  const cudaError_t rc =
+      cudaLaunchKernelEx(&lc, quantize_resident_kernel<T>, x, n, out, amax, dequant_scale, kept, cta_maxima);
   if (rc == cudaErrorCooperativeLaunchTooLarge) {  // the SMs are not all free (another context)
     cudaGetLastError();
     return false;
@@ -226,11 +270,11 @@ bool launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, 
 }  // namespace
 
 void quantize_e4m3_current(Act act, const void* x, std::size_t n, std::uint8_t* out, float* amax,
-                           float* dequant_scale, cudaStream_t stream) {
-  check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
+                           float* dequant_scale, cudaStream_t stream, float* cta_maxima) {
   dispatch(act, [&](auto t) {
     using T = decltype(t);
-    if (launch_resident(static_cast<const T*>(x), n, out, amax, dequant_scale, stream)) return;
+    if (launch_resident(static_cast<const T*>(x), n, out, amax, dequant_scale, cta_maxima, stream)) return;
+    check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
     amax_kernel<T><<<grid(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, amax);
     quantize_kernel<T, false><<<grid(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, out, amax, nullptr,
                                                                   dequant_scale);
