@@ -64,6 +64,7 @@ constexpr int kRingChunks = 4;
 constexpr int kOutAt = kRingChunks * kChunkBytes;              // the staged outputs, after the ring's chunks
 constexpr int kOutPitch = kBN + 8;                             // 16-bit outputs per staged row (no bank conflicts)
 static_assert(kOutAt + kBM * kOutPitch * 2 <= kStages * kStageBytes, "the epilogue's arrays fit in the ring");
+static_assert(kOutAt % 1024 == 0 && kOutAt + kBM * kBN * 2 <= kStages * kStageBytes, "the TMA store's boxes");
 constexpr int kStagers = 96;                                   // warps 1 … 3 of the producer warpgroup
 constexpr int kChunk0At = kStages * kStageBytes + 128;         // from the ring: past it and its barriers
 // The epilogue's scales and outlier count, put in shared memory by the stagers during the main loop (read
@@ -170,6 +171,7 @@ __device__ __forceinline__ void multiply_chunk(float (&out)[128], const unsigned
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 1)
     int8_gemm_wgmma_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
+                           const __grid_constant__ CUtensorMap y_map, int tma_store,
                            const float* __restrict__ row_absmax, int m, LayerView<T> g, const T* __restrict__ x,
                            std::uint8_t* __restrict__ flags, T* __restrict__ y) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -303,8 +305,31 @@ __global__ void __launch_bounds__(kThreads, 1)
       pin(out);
     }
   }
-  // Round to T and stage the rows: word (r, 4j + q) of a 132-word row — 32 different banks per store.
   T* staged = reinterpret_cast<T*>(ring + kOutAt);
+  if (tma_store) {
+    // Round to T and stage the tile as 4 boxes of 64 features × 128 rows in TMA's 128-byte swizzle (16-byte
+    // chunk c of row r at chunk c ^ (r % 8): a warp's 8 rows × 4 words in 32 different banks), then one
+    // thread stores the boxes with TMA: the CTA waits only until they have been read from shared memory
+    // (the store loop below took ~1.5 µs of a tile, its per-thread loads and stores in turn).
+    unsigned char* boxes = ring + kOutAt;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      unsigned char* box = boxes + (j >> 3) * (kBM * 128) + 4 * q;
+      *reinterpret_cast<std::uint32_t*>(box + r0 * 128 + (((j & 7) ^ (r0 & 7)) << 4)) =
+          pack2(staged, out[4 * j], out[4 * j + 1]);
+      *reinterpret_cast<std::uint32_t*>(box + r1 * 128 + (((j & 7) ^ (r1 & 7)) << 4)) =
+          pack2(staged, out[4 * j + 2], out[4 * j + 3]);
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the TMA unit
+    asm volatile("bar.sync 1, %0;\n" ::"n"(kConsumers) : "memory");
+    if (tid == 0) {
+      for (int bx = 0; bx < kBN / 64 && n0 + 64 * bx < g.n; ++bx) tma_store_2d(&y_map, n0 + 64 * bx, m0, boxes + bx * (kBM * 128));
+      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");  // shared memory read: the CTA may end
+    }
+    return;
+  }
+  // Round to T and stage the rows: word (r, 4j + q) of a 132-word row — 32 different banks per store.
 #pragma unroll
   for (int j = 0; j < 32; ++j) {
     *reinterpret_cast<std::uint32_t*>(staged + r0 * kOutPitch + 8 * j + 2 * q) = pack2(staged, out[4 * j], out[4 * j + 1]);
@@ -330,14 +355,22 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 template <class T, bool kOutliers>
-cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const float* row_absmax, int m,
-                     const LayerView<T>& g, const T* x, std::uint8_t* flags, T* y, bool overlap, cudaStream_t stream) {
+cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const CUtensorMap& ym, int tma_store,
+                     const float* row_absmax, int m, const LayerView<T>& g, const T* x, std::uint8_t* flags, T* y,
+                     bool overlap, cudaStream_t stream) {
   auto kernel = int8_gemm_wgmma_kernel<T, kOutliers>;
   static const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
   const int tiles = ((m + kBM - 1) / kBM) * ((g.n_padded + kBN - 1) / kBN);
   return detail::launch_after_previous_starts_ex(overlap, 1u, kSmemBytes, kernel, dim3(static_cast<unsigned>(tiles)),
-                                                 dim3(kThreads), stream, xm, wm, row_absmax, m, g, x, flags, y);
+                                                 dim3(kThreads), stream, xm, wm, ym, tma_store, row_absmax, m, g, x,
+                                                 flags, y);
+}
+
+// LOWBIT_TMA_STORE=0: the per-thread store loop everywhere (experiment).
+bool tma_store_enabled() {
+  static const bool on = detail::switched_on("LOWBIT_TMA_STORE");
+  return on;
 }
 
 }  // namespace
@@ -360,8 +393,15 @@ cudaError_t launch_int8_wgmma(const std::int8_t* xq, const float* row_absmax, in
   if (!encode_map(&xm, CU_TENSOR_MAP_DATA_TYPE_UINT8, xq, 2, xdims, pitch, xbox) ||
       !encode_map(&wm, CU_TENSOR_MAP_DATA_TYPE_UINT8, g.wq, 2, wdims, pitch, wbox))
     return cudaErrorInvalidValue;
-  return outliers ? launch_t<T, true>(xm, wm, row_absmax, m, g, x, flags, y, overlap, stream)
-                  : launch_t<T, false>(xm, wm, row_absmax, m, g, x, flags, y, overlap, stream);
+  // The output through TMA stores where its rows are whole 16-byte units (else a store per thread and row).
+  CUtensorMap ym{};
+  const cuuint64_t ydims[2] = {static_cast<cuuint64_t>(g.n), static_cast<cuuint64_t>(m)};
+  const cuuint64_t ypitch[1] = {static_cast<cuuint64_t>(g.n) * 2};
+  const cuuint32_t ybox[2] = {64, kBM};
+  const int tma_store = g.n % 8 == 0 && reinterpret_cast<std::uintptr_t>(y) % 16 == 0 && tma_store_enabled() &&
+                        encode_map(&ym, CU_TENSOR_MAP_DATA_TYPE_UINT16, y, 2, ydims, ypitch, ybox);
+  return outliers ? launch_t<T, true>(xm, wm, ym, tma_store, row_absmax, m, g, x, flags, y, overlap, stream)
+                  : launch_t<T, false>(xm, wm, ym, tma_store, row_absmax, m, g, x, flags, y, overlap, stream);
 }
 
 template cudaError_t launch_int8_wgmma<__nv_bfloat16>(const std::int8_t*, const float*, int,
