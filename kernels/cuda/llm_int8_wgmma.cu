@@ -367,7 +367,8 @@ cudaError_t launch_t(const CUtensorMap& xm, const CUtensorMap& wm, const CUtenso
                                                  flags, y);
 }
 
-// LOWBIT_TMA_STORE=0: the per-thread store loop everywhere (experiment).
+// LOWBIT_TMA_STORE=0 in the environment takes the per-thread store loop everywhere (to measure what the
+// TMA store gives).
 bool tma_store_enabled() {
   static const bool on = detail::switched_on("LOWBIT_TMA_STORE");
   return on;
