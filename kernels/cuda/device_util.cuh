@@ -153,18 +153,24 @@ inline bool pdl_enabled() {
 // early start pays for a kernel of one wave, where launch latency is a large
 // part of its time, not for one of many waves). cluster > 1: thread block
 // clusters of that many blocks along x (above 8 the kernel needs
-// cudaFuncAttributeNonPortableClusterSizeAllowed). smem: dynamic shared memory bytes.
+// cudaFuncAttributeNonPortableClusterSizeAllowed). cooperative: every block
+// resident at once (a grid-wide barrier; cudaErrorCooperativeLaunchTooLarge
+// where the SMs cannot all take one). smem: dynamic shared memory bytes.
 template <class... Params, class... Args>
-cudaError_t launch_after_previous_starts_ex(bool overlap, unsigned cluster, std::size_t smem,
-                                            void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                                            Args&&... args) {
-  cudaLaunchAttribute attr[2]{};
+cudaError_t launch_with(bool overlap, unsigned cluster, bool cooperative, std::size_t smem, void (*kernel)(Params...),
+                        dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[3]{};
   unsigned count = 0;
   if (cluster > 1) {
     attr[count].id = cudaLaunchAttributeClusterDimension;
     attr[count].val.clusterDim.x = cluster;
     attr[count].val.clusterDim.y = 1;
     attr[count].val.clusterDim.z = 1;
+    ++count;
+  }
+  if (cooperative) {
+    attr[count].id = cudaLaunchAttributeCooperative;
+    attr[count].val.cooperative = 1;
     ++count;
   }
   if (overlap && pdl_enabled()) {
@@ -180,6 +186,12 @@ cudaError_t launch_after_previous_starts_ex(bool overlap, unsigned cluster, std:
   cfg.attrs = attr;
   cfg.numAttrs = count;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+template <class... Params, class... Args>
+cudaError_t launch_after_previous_starts_ex(bool overlap, unsigned cluster, std::size_t smem,
+                                            void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                                            Args&&... args) {
+  return launch_with(overlap, cluster, false, smem, kernel, grid, block, stream, std::forward<Args>(args)...);
 }
 template <class... Params, class... Args>
 cudaError_t launch_clusters_after_previous_starts(bool overlap, unsigned cluster, void (*kernel)(Params...), dim3 grid,

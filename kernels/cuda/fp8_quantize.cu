@@ -244,21 +244,9 @@ bool launch_resident(const T* x, std::size_t n, std::uint8_t* out, float* amax, 
   if (!cta_maxima) check_cuda(cudaMemsetAsync(amax, 0, sizeof(float), stream), "memset amax");
   // Cooperative (every CTA resident: the grid-wide barrier), and started while the kernel before it ends
   // (it waits for that kernel before reading x).
-  cudaLaunchAttribute attrs[2] = {};
-  attrs[0].id = cudaLaunchAttributeCooperative;
-  attrs[0].val.cooperative = 1;
-  attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[1].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t lc{};
-  lc.gridDim = dim3(static_cast<unsigned>(cfg.ctas));
-  lc.blockDim = dim3(kResidentThreads);
-  lc.dynamicSmemBytes = cfg.smem;
-  lc.stream = stream;
-  lc.attrs = attrs;
-  lc.numAttrs = detail::pdl_enabled() ? 2 : 1;
-  const std::size_t kept = cfg.smem / 16;
-  const cudaError_t rc =
-      cudaLaunchKernelEx(&lc, quantize_resident_kernel<T>, x, n, out, amax, dequant_scale, kept, cta_maxima);
+  const cudaError_t rc = detail::launch_with(true, 1u, true, cfg.smem, quantize_resident_kernel<T>,
+                                             dim3(static_cast<unsigned>(cfg.ctas)), dim3(kResidentThreads), stream, x,
+                                             n, out, amax, dequant_scale, cfg.smem / 16, cta_maxima);
   if (rc == cudaErrorCooperativeLaunchTooLarge) {  // the SMs are not all free (another context)
     cudaGetLastError();
     return false;
