@@ -502,20 +502,27 @@ TEST(CudaLlmInt8, GraphCaptureReplaysTheLayer) {
   }
 }
 
-// One layer, two calls with different outlier columns (the second graph
-// replay after the first), against a fresh layer on the second input: no
-// state of the first call (flags, lists, gathered columns) leaks into the
-// second.
+// One layer, calls with different and repeated outlier column sets (graph
+// replays, in the order a, b, a, a), each against a fresh layer on the same
+// path: no state of a call (flags, lists, gathered columns) leaks into the
+// next, and the gathered weight columns are reused only while the list
+// repeats. Then new weights written into the layer's buffers: stale until
+// weights_changed(), right after it.
 TEST(CudaLlmInt8, SecondCallWithOtherOutliersMatchesAFreshLayer) {
   SKIP_WITHOUT_GPU();
   cuda::LtGemm gemm;
-  for (const int m : {96, 12}) {  // the cuBLASLt path and the fused small-M one
-    const int k = 1024, n = 512;
+  struct Case {
+    int m;
+    cuda::Int8Path path;
+  };
+  std::vector<Case> cases = {{96, cuda::Int8Path::automatic}, {12, cuda::Int8Path::automatic}};  // cuBLASLt, fused small-M
+  if (cuda::LlmInt8Layer::wgmma_available()) cases.push_back({200, cuda::Int8Path::wgmma});
+  for (const Case& cs : cases) {
+    const int m = cs.m, k = 1024, n = 512;
     const Data xa = make(m, k, 1.0, 81, {3, 700, 701});
     const Data xb = make(m, k, 1.0, 82, {12, 500});
-    const Data w = make(n, k, 0.05, 83);
-    DeviceBuffer<std::uint16_t> da(xa.bits.size()), db(xb.bits.size()), dw(w.bits.size()),
-        ya(static_cast<std::size_t>(m) * n), yb(static_cast<std::size_t>(m) * n);
+    const Data w = make(n, k, 0.05, 83), w2 = make(n, k, 0.05, 84);
+    DeviceBuffer<std::uint16_t> da(xa.bits.size()), db(xb.bits.size()), dw(w.bits.size()), dy(static_cast<std::size_t>(m) * n);
     da.upload(xa.bits);
     db.upload(xb.bits);
     dw.upload(w.bits);
@@ -523,12 +530,34 @@ TEST(CudaLlmInt8, SecondCallWithOtherOutliersMatchesAFreshLayer) {
     cuda::check_cuda(cudaStreamCreate(&stream), "stream");
     auto q = cuda::quantize_weight(Act::bf16, dw.p, n, k, stream);
     cuda::LlmInt8Layer layer(gemm, q, Act::bf16, m, 6.0f, dw.p);
-    layer.forward(da.p, ya.p, m, stream);  // tunes the GEMM
+    layer.set_path(cs.path);
+    // A fresh layer's output on (x, weights), on the same path.
+    auto fresh = [&](const Data& x, const Data& wt) {
+      DeviceBuffer<std::uint16_t> fx(x.bits.size()), fw(wt.bits.size()), fy(static_cast<std::size_t>(m) * n);
+      fx.upload(x.bits);
+      fw.upload(wt.bits);
+      auto fq = cuda::quantize_weight(Act::bf16, fw.p, n, k, stream);
+      cuda::LlmInt8Layer f(gemm, fq, Act::bf16, m, 6.0f, fw.p);
+      f.set_path(cs.path);
+      f.forward(fx.p, fy.p, m, stream);
+      cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+      cuda::free_weight(fq);
+      return fy.download(static_cast<std::size_t>(m) * n);
+    };
+    auto mismatches = [&](const std::vector<std::uint16_t>& want) {
+      const auto got = dy.download(static_cast<std::size_t>(m) * n);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) bad += got[i] != want[i];
+      return bad;
+    };
+    const auto want_a = fresh(xa, w), want_b = fresh(xb, w);
+    layer.forward(da.p, dy.p, m, stream);  // tunes the GEMM
     cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
-    for (const auto* in : {&da, &db}) {  // a graph of each call, replayed in turn
+    int call = 0;
+    for (const auto* in : {&da, &db, &da, &da}) {  // a graph of each call, replayed in turn
       cudaGraph_t graph;
       cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
-      layer.forward(in->p, in == &da ? ya.p : yb.p, m, stream);
+      layer.forward(in->p, dy.p, m, stream);
       cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
       cudaGraphExec_t exec;
       cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
@@ -536,16 +565,31 @@ TEST(CudaLlmInt8, SecondCallWithOtherOutliersMatchesAFreshLayer) {
       cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
       cudaGraphExecDestroy(exec);
       cudaGraphDestroy(graph);
+      int count = 0;
+      cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
+      EXPECT_EQ(count, in == &da ? 3 : 2) << "m = " << m << ", call " << call;
+      EXPECT_EQ(mismatches(in == &da ? want_a : want_b), 0u) << "m = " << m << ", call " << call;
+      ++call;
     }
-    int count = 0;
-    cuda::check_cuda(cudaMemcpy(&count, layer.outlier_count(), sizeof count, cudaMemcpyDeviceToHost), "count");
-    EXPECT_EQ(count, 2);
-    const auto fresh = run_layer(gemm, xb, w, m, k, n, 6.0f);
-    const auto got = yb.download(static_cast<std::size_t>(m) * n);
-    std::size_t bad = 0;
-    for (std::size_t i = 0; i < fresh.size(); ++i)
-      if (decode<float>(bf16, got[i]) != fresh[i] && ++bad <= 3) ADD_FAILURE() << "at " << i;
-    EXPECT_EQ(bad, 0u) << "m = " << m;
+    // New weights, written into the layer's own buffers (int8 weight, absmax, 16-bit weight).
+    DeviceBuffer<std::uint16_t> dw2(w2.bits.size());
+    dw2.upload(w2.bits);
+    auto q2 = cuda::quantize_weight(Act::bf16, dw2.p, n, k, stream);
+    cuda::check_cuda(cudaMemcpyAsync(q.data, q2.data, static_cast<std::size_t>(q.n_padded) * q.k_padded,
+                                     cudaMemcpyDeviceToDevice, stream), "copy int8 weight");
+    cuda::check_cuda(cudaMemcpyAsync(q.absmax, q2.absmax, sizeof(float) * q.n_padded, cudaMemcpyDeviceToDevice, stream),
+                     "copy weight absmax");
+    cuda::check_cuda(cudaMemcpyAsync(dw.p, dw2.p, w2.bits.size() * 2, cudaMemcpyDeviceToDevice, stream), "copy w16");
+    const auto want_a2 = fresh(xa, w2);
+    layer.forward(da.p, dy.p, m, stream);
+    cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+    if (m > 64)  // the paths that gather (the fused small-M one reads the weight's columns itself): still a's columns
+      EXPECT_GT(mismatches(want_a2), 0u) << "m = " << m << ": the gathered columns were not reused";
+    layer.weights_changed(stream);
+    layer.forward(da.p, dy.p, m, stream);
+    cuda::check_cuda(cudaStreamSynchronize(stream), "sync");
+    EXPECT_EQ(mismatches(want_a2), 0u) << "m = " << m << " after weights_changed";
+    cuda::free_weight(q2);
     cuda::free_weight(q);
     cudaStreamDestroy(stream);
   }

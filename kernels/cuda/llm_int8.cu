@@ -304,8 +304,16 @@ __global__ void __launch_bounds__(kThreads) outlier_gather_kernel(LayerView<T> g
   detail::wait_for_previous_grid();  // the int8 rows and the outlier list
   const int* cols = g.cols;
   const int count = *g.count, used = min(count, kGatheredCapacity);
-  for (int j = threadIdx.x; j < used; j += blockDim.x) list[j] = cols[j];
-  __syncthreads();
+  // The weight columns are gathered again only where the list differs from the one wc holds: LLM.int8's
+  // outliers sit in a few fixed feature dimensions, so from call to call the list mostly repeats, and the
+  // weight columns are most of this kernel's DRAM traffic (a 32-byte sector per weight: 8 columns of a
+  // 8192-row W, 65 536 sectors).
+  bool same = *g.wc_used == used;
+  for (int j = threadIdx.x; j < used; j += blockDim.x) {
+    list[j] = cols[j];
+    same = same && g.wc_cols[j] == list[j];
+  }
+  const bool reuse = __syncthreads_and(same);
   // Items spread over every thread of the launch, one load each (the weight
   // reads are a sector each: row-major W), loads issued 4 at a time; 32-bit
   // indices (forward() checks m · k and 512 · n_padded < 2^31): a 64-bit
@@ -313,7 +321,7 @@ __global__ void __launch_bounds__(kThreads) outlier_gather_kernel(LayerView<T> g
   // W: item (j, col) of used × n_padded, col fastest (coalesced stores).
   const unsigned stride = gridDim.x * blockDim.x, first = blockIdx.x * blockDim.x + threadIdx.x;
   const unsigned np = static_cast<unsigned>(g.n_padded);
-  const unsigned w_items = static_cast<unsigned>(used) * np;
+  const unsigned w_items = reuse ? 0u : static_cast<unsigned>(used) * np;
   for (unsigned i0 = first; i0 < w_items; i0 += 4u * stride) {
     float v[4];
 #pragma unroll
@@ -414,8 +422,10 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
   float acc[kEpilogueRows][kEpilogueCols] = {};
   if constexpr (kOutliers) {
     const int count = *g.count, direct = min(count, kGatheredCapacity);
-    if (blockIdx.x == 0 && blockIdx.y == 0)
+    if (blockIdx.x == 0 && blockIdx.y == 0) {
       for (int j = threadIdx.x; j < count; j += blockDim.x) flags[g.cols[j]] = 0;
+      record_gathered_columns(g, count, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
+    }
     // 4 outlier columns per step: each row's 4 x values in one 16-byte load
     // of xo, the 4 columns' weights in four of wc — independent loads, hits
     // in L1 after the first block on this SM (every block of the same rows or
@@ -946,6 +956,9 @@ LlmInt8Layer::LlmInt8Layer(LtGemm& gemm, const Int8Weight& w, Act act, int max_m
              "cudaMalloc(gathered outlier weights)");
   check_cuda(cudaMalloc(&outlier_x_, sizeof(float) * static_cast<std::size_t>(max_m) * outlier_x_stride()),
              "cudaMalloc(gathered outlier activations)");
+  check_cuda(cudaMalloc(&gathered_cols_, sizeof(int) * std::min(w.k, kGatheredCapacity)), "cudaMalloc(gathered columns)");
+  check_cuda(cudaMalloc(&gathered_used_, sizeof(int)), "cudaMalloc(gathered count)");
+  check_cuda(cudaMemset(gathered_used_, 0xFF, sizeof(int)), "memset gathered count");  // −1: none yet
   check_cuda(cudaMemset(flags_, 0, static_cast<std::size_t>(round_up(w.k, 16))), "memset flags");  // the epilogue keeps them clear
   check_cuda(cudaMemset(done_, 0, sizeof(unsigned)), "memset counter");
   check_cuda(cudaMemset(count_, 0, sizeof(int)), "memset count");
@@ -963,6 +976,12 @@ LlmInt8Layer::~LlmInt8Layer() {
   cudaFree(count_);
   cudaFree(gathered_);
   cudaFree(outlier_x_);
+  cudaFree(gathered_cols_);
+  cudaFree(gathered_used_);
+}
+
+void LlmInt8Layer::weights_changed(cudaStream_t stream) {
+  check_cuda(cudaMemsetAsync(gathered_used_, 0xFF, sizeof(int), stream), "memset gathered count");  // −1: none
 }
 
 bool LlmInt8Layer::wgmma_available() { return int8_wgmma_available(); }
@@ -1014,7 +1033,7 @@ void LlmInt8Layer::forward(const void* x, void* y, int m, cudaStream_t stream) {
   auto view = [&](auto t) {
     using T = decltype(t);
     return LayerView<T>{static_cast<const T*>(w16_), w_.data, w_.absmax, w_.n, w_.n_padded, w_.k, w_.k_padded,
-                        cols_, count_, gathered_, outlier_x_, outlier_x_stride()};
+                        cols_, count_, gathered_, outlier_x_, outlier_x_stride(), gathered_cols_, gathered_used_};
   };
   const Int8Path path = path_for(m);
   const bool fused = path == Int8Path::fused_small_m, wgmma = path == Int8Path::wgmma;

@@ -107,6 +107,13 @@ class LlmInt8Layer {
   // (which tunes the GEMM).
   void forward(const void* x, void* y, int m, cudaStream_t stream);
 
+  // The layer keeps the outlier weight columns it gathered and gathers them
+  // again only when a call's outlier columns differ (they mostly repeat:
+  // LLM.int8's outliers sit in a few fixed feature dimensions). So the
+  // weights must not change behind its back: after writing new values into
+  // them, call this (stream-ordered) before the next forward.
+  void weights_changed(cudaStream_t stream);
+
   // fused_small_m takes M ≤ 32 and M·K ≤ 512 Ki (forward throws beyond).
   void set_path(Int8Path path) { path_ = path; }
 
@@ -139,6 +146,8 @@ class LlmInt8Layer {
   int* cols_ = nullptr;
   int* count_ = nullptr;
   float* gathered_ = nullptr;   // outlier weight columns, [min(k, 512)][n_padded] fp32
+  int* gathered_cols_ = nullptr;  // which: [min(k, 512)], the first *gathered_used_ of them
+  int* gathered_used_ = nullptr;  // −1: none (see weights_changed)
   float* outlier_x_ = nullptr;  // outlier activation columns, [max_m][outlier_x_stride()] fp32
   int outlier_x_stride() const;
 };

@@ -48,7 +48,21 @@ struct LayerView {
   float* wc;         // [kGatheredCapacity][n_padded]: W[:, cols[j]] (see outlier_weight)
   float* xo;         // [m][xo_stride]: X[row, cols[j]] for j < kGatheredCapacity
   int xo_stride;     // min(k, kGatheredCapacity) rounded up to 4 (16-byte rows)
+  // The columns wc holds: wc_cols[0, *wc_used) (*wc_used = −1: none yet). The gather skips the weight
+  // columns when the new list's first min(count, kGatheredCapacity) entries are these; the list's consumer
+  // (which also clears the flags) records them once the gather is done.
+  int* wc_cols;
+  int* wc_used;
 };
+
+// The consumer's record of what wc now holds (after the gather grid has finished; `threads` threads of one
+// block, of which this is `first`).
+template <class T>
+__device__ __forceinline__ void record_gathered_columns(const LayerView<T>& g, int count, int first, int threads) {
+  const int used = min(count, kGatheredCapacity);
+  for (int j = first; j < used; j += threads) g.wc_cols[j] = g.cols[j];
+  if (first == 0) *g.wc_used = used;
+}
 
 // X[token, cols[j]], outlier column j of the list: the gather's copy (xo) for the
 // first kGatheredCapacity columns, X itself past those.
