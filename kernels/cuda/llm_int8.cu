@@ -393,7 +393,7 @@ __global__ void __launch_bounds__(kResidentMaxThreads) quantize_rows_kernel(
 // read them from L2 again: 32 KB per block at 8 outlier columns).
 // The int32 loads are issued first and stay in flight through the outlier
 // part. kOutliers = false: plain vector-wise int8 (fewer registers). Block
-// (0, 0) clears the outlier flags for the next call (step 1 has read them).
+// (0, 0) releases the outlier list for the next call (release_outlier_list; step 1 has read the flags).
 template <class T, bool kOutliers>
 __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
     const std::int32_t* __restrict__ c32, int n_padded, const float* __restrict__ row_absmax,
@@ -422,10 +422,8 @@ __global__ void __launch_bounds__(kThreads, 3) epilogue_kernel(
   float acc[kEpilogueRows][kEpilogueCols] = {};
   if constexpr (kOutliers) {
     const int count = *g.count, direct = min(count, kGatheredCapacity);
-    if (blockIdx.x == 0 && blockIdx.y == 0) {
-      for (int j = threadIdx.x; j < count; j += blockDim.x) flags[g.cols[j]] = 0;
-      record_gathered_columns(g, count, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
-    }
+    if (blockIdx.x == 0 && blockIdx.y == 0)
+      release_outlier_list(g, flags, count, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
     // 4 outlier columns per step: each row's 4 x values in one 16-byte load
     // of xo, the 4 columns' weights in four of wc — independent loads, hits
     // in L1 after the first block on this SM (every block of the same rows or

@@ -50,15 +50,18 @@ struct LayerView {
   int xo_stride;     // min(k, kGatheredCapacity) rounded up to 4 (16-byte rows)
   // The columns wc holds: wc_cols[0, *wc_used) (*wc_used = −1: none yet). The gather skips the weight
   // columns when the new list's first min(count, kGatheredCapacity) entries are these; the list's consumer
-  // (which also clears the flags) records them once the gather is done.
+  // records them (release_outlier_list).
   int* wc_cols;
   int* wc_used;
 };
 
-// The consumer's record of what wc now holds (after the gather grid has finished; `threads` threads of one
-// block, of which this is `first`).
+// What the outlier list's consumer does once the gather grid has finished (one block: `threads` of its
+// threads, of which this is `first`): clear the columns' flags for the next call and record which columns
+// wc now holds.
 template <class T>
-__device__ __forceinline__ void record_gathered_columns(const LayerView<T>& g, int count, int first, int threads) {
+__device__ __forceinline__ void release_outlier_list(const LayerView<T>& g, std::uint8_t* flags, int count, int first,
+                                                     int threads) {
+  for (int j = first; j < count; j += threads) flags[g.cols[j]] = 0;
   const int used = min(count, kGatheredCapacity);
   for (int j = first; j < used; j += threads) g.wc_cols[j] = g.cols[j];
   if (first == 0) *g.wc_used = used;
@@ -79,7 +82,7 @@ __device__ __forceinline__ float outlier_x(const LayerView<T>& g, const T* __res
 // the first kGatheredCapacity, x and g's weights past those). The
 // dequantization is epilogue_kernel's float operations; the outlier product
 // runs on the tensor cores (tf32, W as hi + lo). xq is m × g.k_padded, x the
-// 16-bit activations (m × g.k). CTA 0 clears the outlier flags. overlap:
+// 16-bit activations (m × g.k). CTA 0 releases the outlier list. overlap:
 // programmatic dependent launch.
 bool int8_wgmma_available();
 template <class T>

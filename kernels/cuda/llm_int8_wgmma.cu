@@ -266,10 +266,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const float* row_scale = col_scale + kBN;
   const int count = *reinterpret_cast<const int*>(row_scale + kBM);  // outlier columns
   if constexpr (kOutliers) {
-    if (b == 0) {  // the quantizer has read the flags (this grid waited for it): clear them for the next call
-      for (int j = tid; j < count; j += kConsumers) flags[g.cols[j]] = 0;
-      record_gathered_columns(g, count, tid, kConsumers);  // the gather is done: what wc holds now
-    }
+    if (b == 0)  // the quantizer and the gather are done with the list (this grid waited for them)
+      release_outlier_list(g, flags, count, tid, kConsumers);
   }
   // Dequantize in registers: epilogue_kernel's float operations (dequantize_int32), so with no outlier
   // columns the paths agree bit for bit.
