@@ -11,7 +11,7 @@
 #include <vector>
 #include <algorithm>
 #include <tuple>
-#define CK(x) do { auto e = (x); if (e != 0) { printf("err %d at %s:%d\n", (int)e, __FILE__, __LINE__); exit(1);} } while (0)
+#include "graph_timing.cuh"
 
 __global__ void __launch_bounds__(512) read_kernel(const uint4* __restrict__ p, size_t n16, unsigned* out, int pdl) {
   if (pdl) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -40,46 +40,6 @@ __global__ void __launch_bounds__(256) chain_kernel(const unsigned* __restrict__
   if (threadIdx.x < 32) y[blockIdx.x * 32 + threadIdx.x] = w[threadIdx.x & 7] + threadIdx.x;
 }
 
-// Median time per call of a CUDA graph of 20 launches of `kernel` (launch c gets args(c)), optionally
-// with programmatic dependent launch; 30 replays, the first 5 dropped.
-template <class... P, class ArgsOf>
-float graph_us(cudaStream_t s, void (*kernel)(P...), dim3 grid, dim3 block, int pdl, ArgsOf args) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  cudaGraph_t g;
-  cudaGraphExec_t ex;
-  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < 20; ++c) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = pdl;
-    std::apply([&](auto... v) { CK(cudaLaunchKernelEx(&cfg, kernel, v...)); }, args(c));
-  }
-  CK(cudaStreamEndCapture(s, &g));
-  CK(cudaGraphInstantiate(&ex, g, 0));
-  std::vector<float> us;
-  for (int r = 0; r < 30; ++r) {
-    cudaEventRecord(a, s);
-    cudaGraphLaunch(ex, s);
-    cudaEventRecord(b, s);
-    cudaEventSynchronize(b);
-    float ms;
-    cudaEventElapsedTime(&ms, a, b);
-    if (r >= 5) us.push_back(ms * 1000 / 20);
-  }
-  std::sort(us.begin(), us.end());
-  cudaGraphExecDestroy(ex);
-  cudaGraphDestroy(g);
-  return us[us.size() / 2];
-}
-
 int main() {
   int sms, l2;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
@@ -92,7 +52,7 @@ int main() {
   unsigned* buf[2];
   for (auto& p : buf) { CK(cudaMalloc(&p, 16384)); CK(cudaMemset(p, 0, 16384)); }
   for (int pdl = 0; pdl < 2; ++pdl) {
-    const float t = graph_us(s, chain_kernel, dim3(128), dim3(256), pdl, [&](int c) {
+    const float t = graph_us(s, chain_kernel, dim3(128), dim3(256), 0, pdl, [&](int c) {
       return std::make_tuple(static_cast<const unsigned*>(buf[c % 2]), buf[(c + 1) % 2], pdl);
     });
     printf("dependent chain (x 8 KB -> y 16 KB, 128 x 256 threads) pdl=%d: %.2f us per call\n", pdl, t);
@@ -106,7 +66,7 @@ int main() {
     std::vector<void*> bufs(nbuf);
     for (auto& p : bufs) { CK(cudaMalloc(&p, bytes)); CK(cudaMemset(p, 1, bytes)); }
     for (int pdl = 0; pdl < 2; ++pdl) {
-      const float t = graph_us(s, read_kernel, dim3(sms * 4), dim3(512), pdl, [&](int c) {
+      const float t = graph_us(s, read_kernel, dim3(sms * 4), dim3(512), 0, pdl, [&](int c) {
         return std::make_tuple(static_cast<const uint4*>(bufs[c % nbuf]), n16, out, pdl);
       });
       printf("read %8.2f MB pdl=%d: %7.2f us = %6.0f GB/s\n", bytes / 1e6, pdl, t, bytes / t / 1e3);

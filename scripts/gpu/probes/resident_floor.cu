@@ -28,7 +28,7 @@
 #include <cstdlib>
 #include <tuple>
 #include <vector>
-#define CK(x) do { auto e = (x); if (e != 0) { printf("err %d at %s:%d\n", (int)e, __FILE__, __LINE__); exit(1);} } while (0)
+#include "graph_timing.cuh"
 
 constexpr int kK = 4096, kN = 4096, kRows = 32;
 constexpr int kCodeBytes = kRows * kK / 2, kScaleBytes = kRows * kK / 64 * 4, kTableBytes = 256 * 128;
@@ -134,45 +134,6 @@ __global__ void __launch_bounds__(kWarps * 32, 1) resident_kernel(const unsigned
   if (tid < kRows) y[blockIdx.x * kRows + tid] = __float2bfloat16(red[tid] * 1e-3f);
 }
 
-template <class... P, class ArgsOf>
-float graph_us(cudaStream_t s, void (*kernel)(P...), int threads, int smem, ArgsOf args) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  cudaGraph_t g;
-  cudaGraphExec_t ex;
-  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  for (int c = 0; c < 20; ++c) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(kN / kRows);
-    cfg.blockDim = dim3(threads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = 1;
-    std::apply([&](auto... v) { CK(cudaLaunchKernelEx(&cfg, kernel, v...)); }, args(c));
-  }
-  CK(cudaStreamEndCapture(s, &g));
-  CK(cudaGraphInstantiate(&ex, g, 0));
-  std::vector<float> us;
-  for (int r = 0; r < 30; ++r) {
-    cudaEventRecord(a, s);
-    CK(cudaGraphLaunch(ex, s));
-    cudaEventRecord(b, s);
-    CK(cudaEventSynchronize(b));
-    float ms;
-    cudaEventElapsedTime(&ms, a, b);
-    if (r >= 5) us.push_back(ms * 1000 / 20);
-  }
-  std::sort(us.begin(), us.end());
-  cudaGraphExecDestroy(ex);
-  cudaGraphDestroy(g);
-  return us[us.size() / 2];
-}
-
 int main() {
   int l2;
   cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
@@ -207,7 +168,7 @@ int main() {
     for (int smem : {kSmemUsed, 150000}) {
       int per_sm = 0;
       CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-      const float t = graph_us(s, kernel, threads, smem, [&](int c) {
+      const float t = graph_us(s, kernel, dim3(kN / kRows), dim3(threads), smem, 1, [&](int c) {
         return std::make_tuple(static_cast<const unsigned char*>(cb[c % nbuf]), static_cast<const float*>(sb[c % nbuf]),
                                static_cast<const __nv_bfloat16*>(xy[c % 2]), xy[(c + 1) % 2]);
       });
