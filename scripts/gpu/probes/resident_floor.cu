@@ -77,12 +77,10 @@ __global__ void __launch_bounds__(kWarps * 32, 1) resident_kernel(const unsigned
   __syncthreads();
   asm volatile("{\n .reg .pred p;\n W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], 0;\n @!p bra W;\n}\n"
                ::"r"(saddr(bar)) : "memory");
-  float* red = s_scales;  // reused once every warp is done with the scales
   if constexpr (kMode == 0) {
     const uint4 v = reinterpret_cast<const uint4*>(s_codes)[tid];
     const float s = s_scales[tid] + __bfloat162float(s_x[tid]);
-    __syncthreads();
-    if (tid < kRows) red[tid] = s + static_cast<float>(v.x & 1u);
+    if (tid < kRows) y[blockIdx.x * kRows + tid] = __float2bfloat16((s + static_cast<float>(v.x & 1u)) * 1e-3f);
   } else {
     // Warp w: K slice w % 8 (elements 512 (w % 8) … + 511: 256 code bytes a row) of rows rbase …
     // rbase + kRowsW − 1; lanes 0–15 take row rbase + 2i, 16–31 row rbase + 2i + 1, 16 bytes each. Lane
@@ -119,19 +117,16 @@ __global__ void __launch_bounds__(kWarps * 32, 1) resident_kernel(const unsigned
       for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
       if (c == i) mine = v;  // lane (h, i) keeps row rbase + 2i + h's sum over this warp's slice
     }
-    __syncthreads();  // every warp is done with the scales
+    __syncthreads();  // every warp is done with the scales, which now hold the warps' row sums
+    float* red = s_scales;
     if (c < kRowsW / 2) red[slice * kRows + rbase + 2 * c + h] = mine;
     __syncthreads();
     if (tid < kRows) {
       float s = 0.0f;
       for (int w = 0; w < 8; ++w) s += red[w * kRows + tid];
-      red[8 * kRows + tid] = s;
+      y[blockIdx.x * kRows + tid] = __float2bfloat16(s * 1e-3f);
     }
-    __syncthreads();
-    if (tid < kRows) red[tid] = red[8 * kRows + tid];
   }
-  __syncthreads();
-  if (tid < kRows) y[blockIdx.x * kRows + tid] = __float2bfloat16(red[tid] * 1e-3f);
 }
 
 int main() {
